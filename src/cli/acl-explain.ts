@@ -1,0 +1,21 @@
+import type { Config } from '../config/load.js';
+import { parseClientIp } from '../policy/acl.js';
+import { formatScope, parseScopes } from '../policy/scope.js';
+
+/** Text for `berth acl explain`: which rule decided each scope and why. */
+export function explain(config: Config, account: string, labels: Record<string, string[]>, scopes: string[], service = '', ip?: string): string {
+  const parsed = parseScopes(scopes);
+  const decisions = config.acl.decide({ account, labels, service, ip: parseClientIp(ip) }, parsed);
+  const lines: string[] = [];
+  for (const d of decisions) {
+    const asked = formatScope(d.scope);
+    if (d.rule < 0) {
+      lines.push(`${asked}\n  granted: (nothing)\n  because: no rule matched (default deny)`);
+      continue;
+    }
+    const rule = config.raw.acl[d.rule]!;
+    const why = rule.actions.length === 0 ? 'the rule denies explicitly (actions: [])' : rule.actions.includes('*') ? 'the rule grants everything asked' : `the rule allows ${rule.actions.join(',')}`;
+    lines.push(`${asked}\n  granted: ${d.granted.length ? d.granted.join(',') : '(nothing)'}\n  rule:    acl[${d.rule}] match ${JSON.stringify(rule.match)}${rule.comment ? ` (${rule.comment})` : ''}\n  because: first matching rule; ${why}`);
+  }
+  return lines.join('\n');
+}

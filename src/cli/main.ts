@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { hash } from '@node-rs/bcrypt';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { writeKeyPair, type KeygenAlg } from '../tokens/keygen.js';
+import { ScopeError } from '../policy/scope.js';
+import { parse, UsageError } from './args.js';
+import { explain } from './acl-explain.js';
+import { serve } from './serve.js';
+
+const USAGE = `usage: berth <command>
+  serve [--config FILE] [--demo]        run the server (config also from BERTH_CONFIG)
+  keygen --out DIR [--alg ES256|RS256|EdDSA]
+                                        write key.pem + cert.pem for token signing
+  hash-password [--cost N]              bcrypt a password read from stdin (htpasswd -nB replacement)
+  check-config FILE                     validate a config file; exit 1 with every problem
+  acl explain --config FILE --account A [--label k=v]... [--service S] [--ip IP] SCOPE...
+                                        show which ACL rule decides each scope`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, demo: { type: 'boolean' } });
+      return serve({ configPath: values.config ?? process.env.BERTH_CONFIG, demo: values.demo ?? false });
+    }
+    case 'keygen': {
+      const { values } = parse(rest, { out: { type: 'string' }, alg: { type: 'string' } });
+      if (!values.out) throw new UsageError('keygen needs --out DIR');
+      const alg = (values.alg ?? 'ES256') as KeygenAlg;
+      if (!['ES256', 'RS256', 'EdDSA'].includes(alg)) throw new UsageError('--alg must be ES256, RS256 or EdDSA');
+      const { keyPath, certPath } = await writeKeyPair(resolve(values.out), alg);
+      process.stdout.write(`wrote ${keyPath} (private, mode 600)\nwrote ${certPath} (give it to the registry as auth.token.rootcertbundle)\n`);
+      if (alg === 'EdDSA') process.stderr.write('note: registry 2.x cannot verify EdDSA tokens; use ES256 or RS256 for it\n');
+      return 0;
+    }
+    case 'hash-password': {
+      const { values } = parse(rest, { cost: { type: 'string' } });
+      const cost = Number(values.cost ?? 10);
+      if (!Number.isInteger(cost) || cost < 4 || cost > 15) throw new UsageError('--cost must be 4..15');
+      if (process.stdin.isTTY) process.stderr.write('password (input is visible; end with Enter, then Ctrl-D): ');
+      const pw = (await readStdin()).replace(/\r?\n$/, '');
+      if (!pw) throw new UsageError('empty password');
+      process.stdout.write(`${await hash(pw, cost)}\n`);
+      return 0;
+    }
+    case 'check-config': {
+      const file = rest[0] ?? process.env.BERTH_CONFIG;
+      if (!file) throw new UsageError('check-config needs a FILE');
+      await loadConfigFile(file);
+      process.stdout.write(`${file}: ok\n`);
+      return 0;
+    }
+    case 'acl': {
+      if (rest[0] !== 'explain') throw new UsageError('usage: berth acl explain --config FILE --account A SCOPE...');
+      const { values, positionals } = parse(rest.slice(1), {
+        config: { type: 'string', short: 'c' },
+        account: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        service: { type: 'string' },
+        ip: { type: 'string' },
+      });
+      const file = values.config ?? process.env.BERTH_CONFIG;
+      if (!file) throw new UsageError('acl explain needs --config FILE');
+      if (values.account === undefined) throw new UsageError('acl explain needs --account (use "" for anonymous)');
+      if (positionals.length === 0) throw new UsageError('acl explain needs at least one SCOPE, e.g. repository:team/app:pull,push');
+      const labels: Record<string, string[]> = {};
+      for (const l of values.label ?? []) {
+        const eq = l.indexOf('=');
+        if (eq <= 0) throw new UsageError(`--label wants key=value, got ${l}`);
+        (labels[l.slice(0, eq)] ??= []).push(...l.slice(eq + 1).split(',').filter(Boolean));
+      }
+      const config = await loadConfigFile(file);
+      const user = config.users.get(values.account);
+      for (const [k, v] of Object.entries(user?.labels ?? {})) (labels[k] ??= []).push(...v);
+      process.stdout.write(explain(config, values.account, labels, positionals, values.service ?? '', values.ip) + '\n');
+      return 0;
+    }
+    case 'version':
+    case '--version':
+      process.stdout.write(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version + '\n');
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${cmd}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== -1) process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof ConfigError) process.stderr.write(`configuration error: ${e.message}\n`);
+    else if (e instanceof UsageError || e instanceof ScopeError) process.stderr.write(`${e.message}\n`);
+    else process.stderr.write(`berth: ${(e as Error).stack ?? e}\n`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);

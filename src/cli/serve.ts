@@ -1,0 +1,31 @@
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../config/load.js';
+import { startServer } from '../server.js';
+import { UsageError } from './args.js';
+
+export const DEMO_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
+
+/** `berth serve`: runs until SIGTERM/SIGINT, then stops accepting and finishes in-flight requests. */
+export async function serve(opts: { configPath: string | undefined; demo: boolean }): Promise<number> {
+  const path = opts.configPath ?? (opts.demo ? DEMO_CONFIG : undefined);
+  if (!path) throw new UsageError('serve needs --config FILE (or BERTH_CONFIG), or --demo for the built-in demo');
+  const config = await loadConfigFile(path);
+  // The demo identity provider accepts fixed passwords: it must never start from a production
+  // config by accident, so both the file and the command line have to ask for it.
+  if (config.raw.demo && !opts.demo) throw new UsageError(`${path} sets demo: true; start it with --demo if that is really what you want`);
+  const running = await startServer(config);
+  if (running.certificatePath) process.stdout.write(`registry rootcertbundle: ${running.certificatePath}\n`);
+  process.stdout.write(`berth listening on ${running.url} (token endpoint ${running.url}${config.token.path})\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    running.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    running.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return -1;
+}

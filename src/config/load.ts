@@ -1,0 +1,190 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import yaml from 'js-yaml';
+import { Acl, AclCompileError } from '../policy/acl.js';
+import { loadPublishedKey, loadSigningKey, type PublishedKey, type SigningKey } from '../tokens/keys.js';
+import { durationToSeconds } from './duration.js';
+import { ConfigError, formatPath } from './errors.js';
+import { interpolateSecrets } from './interpolate.js';
+import { configSchema, type RawConfig } from './schema.js';
+
+export interface StaticUser {
+  /** bcrypt hash, or null for the anonymous user `''`. */
+  hash: string | null;
+  labels: Record<string, string[]>;
+}
+
+export interface Config {
+  raw: RawConfig;
+  baseDir: string;
+  server: { host: string | undefined; port: number; publicURL: string | undefined; tls: { key: string; cert: string } | null; trustProxy: boolean; realIPHeader: string | undefined };
+  token: {
+    issuer: string;
+    ttlSeconds: number;
+    /** null: any service accepted (docker_auth behaviour when no list is configured). */
+    services: ReadonlySet<string> | null;
+    kidFormat: 'libtrust' | 'thumbprint';
+    /** null: generate one at start into generatedKeyDir. */
+    signingKey: SigningKey | null;
+    publishedKeys: PublishedKey[];
+    generatedKeyDir: string;
+    generatedKeyAlg: 'ES256' | 'RS256' | 'EdDSA';
+    refreshTTLSeconds: number;
+    path: string;
+  };
+  users: Map<string, StaticUser>;
+  acl: Acl;
+}
+
+const BCRYPT = /^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$/;
+
+export function parseAddr(addr: string): { host: string | undefined; port: number } {
+  const m = /^(.*):(\d+)$/.exec(addr);
+  if (!m) throw new Error(`not an address: ${addr} (expected host:port or :port)`);
+  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+  return { host: host || undefined, port: Number(m[2]) };
+}
+
+function readRelative(baseDir: string, path: string, where: string, problems: string[]): string | undefined {
+  const full = resolve(baseDir, path);
+  try {
+    return readFileSync(full, 'utf8');
+  } catch (e) {
+    problems.push(`${where}: cannot read ${full}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return undefined;
+  }
+}
+
+function normaliseLabels(labels: Record<string, string | string[]> | undefined): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(labels ?? {})) out[k] = Array.isArray(v) ? v : [v];
+  return out;
+}
+
+/** Validates a parsed YAML document and resolves files; every problem names its YAML path. */
+export async function buildConfig(doc: unknown, baseDir: string): Promise<Config> {
+  const problems: string[] = [];
+  const interpolated = interpolateSecrets(doc ?? {}, problems);
+  const parsed = configSchema.safeParse(interpolated);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const k of issue.keys) problems.push(`${formatPath([...issue.path, k])}: unknown key`);
+      } else problems.push(`${formatPath(issue.path)}: ${issue.message}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const raw = parsed.data;
+
+  const users = new Map<string, StaticUser>();
+  for (const [name, u] of Object.entries(raw.users)) {
+    let hash = u.password ?? (u.passwordFile !== undefined ? readRelative(baseDir, u.passwordFile, `users[${JSON.stringify(name)}].passwordFile`, problems)?.trim() : undefined);
+    if (hash === undefined || hash === '') {
+      if (name !== '') problems.push(`users[${JSON.stringify(name)}]: a password (bcrypt hash) is required; only the anonymous user '' may have none`);
+      hash = undefined;
+    } else if (!BCRYPT.test(hash)) {
+      problems.push(`users[${JSON.stringify(name)}].password: not a bcrypt hash (make one with: berth hash-password)`);
+    }
+    users.set(name, { hash: hash ?? null, labels: normaliseLabels(u.labels) });
+  }
+
+  raw.acl.forEach((rule, i) => {
+    for (const a of rule.actions) if (!/^(\*|[a-z][a-z-]*)$/.test(a)) problems.push(`acl[${i}].actions: invalid action ${JSON.stringify(a)}`);
+  });
+  let acl: Acl | undefined;
+  try {
+    acl = new Acl(raw.acl);
+  } catch (e) {
+    if (e instanceof AclCompileError) problems.push(e.message);
+    else throw e;
+  }
+
+  let signingKey: SigningKey | null = null;
+  if (raw.token.key !== undefined || raw.token.certificate !== undefined) {
+    if (raw.token.key === undefined) problems.push('token.key: required when token.certificate is set');
+    else {
+      const keyPem = readRelative(baseDir, raw.token.key, 'token.key', problems);
+      const certPem = raw.token.certificate !== undefined ? readRelative(baseDir, raw.token.certificate, 'token.certificate', problems) : undefined;
+      if (keyPem !== undefined && (raw.token.certificate === undefined || certPem !== undefined)) {
+        try {
+          signingKey = await loadSigningKey(keyPem, certPem);
+        } catch (e) {
+          problems.push(`token.key: ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+  const publishedKeys: PublishedKey[] = [];
+  for (const [i, pk] of raw.token.publishedKeys.entries()) {
+    const pem = readRelative(baseDir, (pk.certificate ?? pk.key)!, `token.publishedKeys[${i}]`, problems);
+    if (pem === undefined) continue;
+    try {
+      publishedKeys.push(await loadPublishedKey(pem));
+    } catch (e) {
+      problems.push(`token.publishedKeys[${i}]: ${(e as Error).message}`);
+    }
+  }
+
+  let addr = { host: undefined as string | undefined, port: 5001 };
+  try {
+    addr = parseAddr(raw.server.addr);
+  } catch (e) {
+    problems.push(`server.addr: ${(e as Error).message}`);
+  }
+  let tls: Config['server']['tls'] = null;
+  if (raw.server.certificate !== undefined || raw.server.key !== undefined) {
+    if (raw.server.certificate === undefined || raw.server.key === undefined) problems.push('server: certificate and key go together');
+    else {
+      const cert = readRelative(baseDir, raw.server.certificate, 'server.certificate', problems);
+      const key = readRelative(baseDir, raw.server.key, 'server.key', problems);
+      if (cert !== undefined && key !== undefined) tls = { cert, key };
+    }
+  }
+  const ids = new Set<string>();
+  raw.connectors.forEach((c, i) => {
+    if (ids.has(c.id)) problems.push(`connectors[${i}].id: duplicate id ${c.id}`);
+    ids.add(c.id);
+  });
+
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    raw,
+    baseDir,
+    server: { ...addr, publicURL: raw.server.publicURL?.replace(/\/$/, ''), tls, trustProxy: raw.server.trustProxy, realIPHeader: raw.server.realIPHeader },
+    token: {
+      issuer: raw.token.issuer,
+      ttlSeconds: durationToSeconds(raw.token.expiration),
+      services: raw.token.services ? new Set(raw.token.services) : null,
+      kidFormat: raw.token.kid,
+      signingKey,
+      publishedKeys,
+      generatedKeyDir: resolve(baseDir, raw.token.generatedKeyDir),
+      generatedKeyAlg: raw.token.generatedKeyAlg,
+      refreshTTLSeconds: durationToSeconds(raw.token.refreshTTL),
+      path: raw.token.path.replace(/\/$/, '') || '/auth',
+    },
+    users,
+    acl: acl!,
+  };
+}
+
+export async function loadConfigText(text: string, baseDir: string): Promise<Config> {
+  let doc: unknown;
+  try {
+    doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
+  } catch (e) {
+    throw new ConfigError([`YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  return buildConfig(doc, baseDir);
+}
+
+export async function loadConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+  }
+  return loadConfigText(text, dirname(resolve(path)));
+}

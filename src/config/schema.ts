@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { connectorSchema } from '../connectors/schema.js';
+
+// Strict objects everywhere: docker_auth silently ignores unknown keys, which turns a typo in an ACL
+// match into "grant everything". Berth refuses to start instead.
+const labelValues = z.union([z.string(), z.array(z.string())]);
+const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+const durationSeconds = z.union([z.number().int().positive(), z.string().regex(/^\d+[smhd]?$/, 'a duration such as 900, 15m, 12h or 30d')]);
+
+export const userSchema = z.strictObject({
+  password: z.string().optional(),
+  passwordFile: z.string().optional(),
+  labels: z.record(z.string(), labelValues).optional(),
+});
+
+export const matchSchema = z.strictObject({
+  account: z.string().optional(),
+  type: z.string().optional(),
+  name: z.string().optional(),
+  service: z.string().optional(),
+  ip: z.string().optional(),
+  labels: z.record(z.string(), stringOrList).optional(),
+});
+
+export const aclRuleSchema = z.strictObject({
+  match: matchSchema,
+  actions: z.array(z.string()),
+  comment: z.string().optional(),
+});
+
+// A key that is only published in the JWKS (the previous or next one during a rotation).
+const keyPairSchema = z
+  .strictObject({ key: z.string().optional(), certificate: z.string().optional() })
+  .refine((k) => k.key !== undefined || k.certificate !== undefined, 'needs key or certificate');
+
+export const tokenSchema = z.strictObject({
+  issuer: z.string().min(1).default('berth'),
+  expiration: durationSeconds.default(900),
+  certificate: z.string().optional(),
+  key: z.string().optional(),
+  // Berth additions
+  services: z.array(z.string().min(1)).optional(),
+  kid: z.enum(['libtrust', 'thumbprint']).default('libtrust'),
+  publishedKeys: z.array(keyPairSchema).default([]),
+  generatedKeyDir: z.string().default('.berth/keys'),
+  generatedKeyAlg: z.enum(['ES256', 'RS256', 'EdDSA']).default('ES256'),
+  refreshTTL: durationSeconds.default('30d'),
+  path: z.string().startsWith('/').default('/auth'),
+});
+
+export const serverSchema = z.strictObject({
+  addr: z.string().default(':5001'),
+  publicURL: z.string().url().optional(),
+  certificate: z.string().optional(),
+  key: z.string().optional(),
+  trustProxy: z.boolean().default(false),
+  realIPHeader: z.string().optional(),
+});
+
+export const storeSchema = z.strictObject({
+  type: z.enum(['memory', 'redis']).default('memory'),
+  redis: z
+    .strictObject({
+      url: z.string().optional(),
+      keyPrefix: z.string().default('berth:'),
+      sentinels: z.array(z.strictObject({ host: z.string(), port: z.number().int() })).optional(),
+      name: z.string().optional(),
+      cluster: z.array(z.strictObject({ host: z.string(), port: z.number().int() })).optional(),
+      password: z.string().optional(),
+      db: z.number().int().min(0).optional(),
+    })
+    .optional(),
+});
+
+export const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export const configSchema = z.strictObject({
+  server: serverSchema.default({ addr: ':5001', trustProxy: false }),
+  token: tokenSchema.default({} as never),
+  users: z.record(z.string(), userSchema).default({}),
+  acl: z.array(aclRuleSchema).default([]),
+  store: storeSchema.default({ type: 'memory' }),
+  log: logSchema.default({ level: 'info' }),
+  connectors: z.array(connectorSchema).default([]),
+  demo: z.boolean().default(false),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type AclRuleConfig = z.infer<typeof aclRuleSchema>;
+export type UserConfig = z.infer<typeof userSchema>;

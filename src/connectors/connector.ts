@@ -1,0 +1,29 @@
+import type { Identity } from '../identity/identity.js';
+
+/** Per-attempt secrets Berth keeps server-side (single use) between redirect and callback. */
+export interface LoginAttempt {
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  redirectURI: string;
+}
+
+/**
+ * A browser sign-in source. Each type lives in its own folder under src/connectors and is built by
+ * src/connectors/index.ts from its config entry.
+ */
+export interface CallbackConnector {
+  readonly id: string;
+  readonly type: string;
+  readonly name: string;
+  /** Where to send the browser. May perform discovery (cached). */
+  authorizationURL(attempt: LoginAttempt): Promise<URL>;
+  /** Validates the callback (state, PKCE, nonce, ID token...) and returns who signed in. */
+  handleCallback(callbackURL: URL, attempt: LoginAttempt): Promise<Identity>;
+  /**
+   * Re-checks a user at the provider with the stored upstream data. Throws IdentityRevokedError when
+   * the user lost access, UpstreamUnavailableError when the provider cannot be asked now. Absent when
+   * the connector cannot re-check (then login-time groups are kept until the PAT expires).
+   */
+  refresh?(identity: Identity): Promise<Identity>;
+}

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+
+export const githubConnectorSchema = z.strictObject({
+  type: z.literal('github'),
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
+  name: z.string().optional(),
+  clientID: z.string().min(1),
+  clientSecret: z.string().optional(),
+  redirectURL: z.string().url().optional(),
+  /** https://github.com for github.com; for Enterprise Server the instance URL. */
+  baseURL: z.string().url().default('https://github.com'),
+  /** REST API root; derived from baseURL when absent (api.github.com or BASE/api/v3). */
+  apiURL: z.string().url().optional(),
+  allowedOrgs: z.array(z.string()).optional(),
+  loadTeams: z.boolean().default(true),
+});
+
+export type GithubConnectorConfig = z.infer<typeof githubConnectorSchema>;

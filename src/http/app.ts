@@ -1,0 +1,35 @@
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from 'pino';
+import { HttpError, sendError } from './errors.js';
+
+export interface AppOptions {
+  log: Logger;
+  trustProxy: boolean;
+  realIPHeader?: string | undefined;
+}
+
+/**
+ * The Koa application shell: error containment (no stack traces or 500 bodies for bad input) and
+ * proxy settings. Routes are mounted by src/server.ts.
+ */
+export function createApp(opts: AppOptions): { app: Koa; router: Router } {
+  const app = new Koa({ proxy: opts.trustProxy, ...(opts.realIPHeader ? { proxyIpHeader: opts.realIPHeader } : {}) });
+  app.silent = true;
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (e) {
+      const err = e as { status?: number; expose?: boolean; message?: string };
+      if (e instanceof HttpError) return sendError(ctx, e);
+      if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+        const code = err.status === 413 ? 'TOO_LARGE' : err.status === 415 ? 'UNSUPPORTED' : 'INVALID_REQUEST';
+        return sendError(ctx, new HttpError(err.status, code, err.expose && err.message ? err.message : 'invalid request'));
+      }
+      opts.log.error({ err: { message: err.message, stack: (e as Error).stack }, path: ctx.path }, 'unhandled error');
+      sendError(ctx, new HttpError(500, 'INTERNAL', 'internal error'));
+    }
+  });
+  const router = new Router();
+  return { app, router };
+}

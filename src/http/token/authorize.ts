@@ -1,0 +1,41 @@
+import { parseClientIp, type Acl, type ScopeDecision } from '../../policy/acl.js';
+import { compilePattern } from '../../policy/pattern.js';
+import type { Principal, Restriction } from '../../identity/principal.js';
+import type { AccessEntry } from '../../tokens/registry-jwt.js';
+import type { TokenRequest } from './request.js';
+
+const restrictionMatchers = new WeakMap<Restriction, ((name: string) => boolean)[]>();
+
+function narrow(decision: ScopeDecision, r: Restriction): string[] {
+  let matchers = restrictionMatchers.get(r);
+  if (!matchers) {
+    matchers = r.repositories.map(compilePattern);
+    restrictionMatchers.set(r, matchers);
+  }
+  const name = decision.scope.name;
+  if (!matchers.some((m) => m(name))) return [];
+  if (r.actions.includes('*')) return decision.granted;
+  return decision.granted.filter((a) => r.actions.includes(a));
+}
+
+export interface Authorization {
+  decisions: ScopeDecision[];
+  access: AccessEntry[];
+}
+
+/**
+ * Step 3: what they get. The ACL decides each scope (src/policy/acl.ts); a PAT's or robot's own
+ * restriction can only narrow that further. Partial access is not an error: the token carries the
+ * intersection and the registry refuses what is missing.
+ */
+export function authorize(req: TokenRequest, principal: Principal, acl: Acl, clientIp: string): Authorization {
+  const decisions = acl.decide({ account: principal.account, labels: principal.labels, service: req.service, ip: parseClientIp(clientIp) }, req.scopes);
+  const access: AccessEntry[] = [];
+  for (const d of decisions) {
+    if (principal.restriction) d.granted = narrow(d, principal.restriction);
+    const e: AccessEntry = { type: d.scope.type, name: d.scope.name, actions: d.granted };
+    if (d.scope.class) e.class = d.scope.class;
+    access.push(e);
+  }
+  return { decisions, access };
+}

@@ -1,0 +1,110 @@
+import type { Context } from 'koa';
+import type { Logger } from 'pino';
+import type { Acl } from '../../policy/acl.js';
+import type { Credentials } from '../../identity/credentials.js';
+import { AuthenticationError, type Principal } from '../../identity/principal.js';
+import type { RefreshTokens } from '../../tokens/refresh-tokens.js';
+import type { RegistryTokenSigner } from '../../tokens/registry-jwt.js';
+import { StoreUnavailableError } from '../../store/store.js';
+import { formatScope } from '../../policy/scope.js';
+import { badRequest, HttpError, sendError, unavailable } from '../errors.js';
+import { parseTokenRequest, type TokenRequest } from './request.js';
+import { authenticate } from './authenticate.js';
+import { authorize } from './authorize.js';
+
+/**
+ * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
+ *   1. parse      request.ts       GET + Basic or POST form → TokenRequest (400 on bad input)
+ *   2. authn      authenticate.ts  credential → Principal (401 / 503)
+ *   3. authz      authorize.ts     ACL per scope, narrowed by the credential's restriction
+ *   4. issue      here             sign the registry JWT, maybe a refresh token, answer
+ */
+export interface TokenEndpointDeps {
+  services: ReadonlySet<string> | null;
+  credentials: Credentials;
+  acl: Acl;
+  signer: RegistryTokenSigner;
+  refreshTokens: RefreshTokens;
+  realm: string;
+  log: Logger;
+  onOutcome?: (o: TokenOutcome) => void;
+}
+
+export interface TokenOutcome {
+  outcome: 'granted' | 'partial' | 'denied' | 'bad_request' | 'unauthorized' | 'unavailable';
+  kind: Principal['kind'] | 'unknown';
+  grant: TokenRequest['grantType'] | 'unknown';
+  seconds: number;
+}
+
+function checkService(req: TokenRequest, services: ReadonlySet<string> | null): void {
+  if (!req.service) throw badRequest('missing service parameter');
+  if (services && !services.has(req.service)) throw badRequest(`unknown service ${JSON.stringify(req.service.slice(0, 100))}`);
+}
+
+export function tokenEndpoint(deps: TokenEndpointDeps) {
+  const challenge = `Basic realm=${JSON.stringify(deps.realm)}`;
+  return async function handleTokenRequest(ctx: Context): Promise<void> {
+    const started = process.hrtime.bigint();
+    let req: TokenRequest | undefined;
+    let principal: Principal | undefined;
+    const report = (outcome: TokenOutcome['outcome']) =>
+      deps.onOutcome?.({ outcome, kind: principal?.kind ?? 'unknown', grant: req?.grantType ?? 'unknown', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    try {
+      req = parseTokenRequest(ctx);
+      checkService(req, deps.services);
+      principal = await authenticate(req, deps.credentials, ctx.ip);
+      const { decisions, access } = authorize(req, principal, deps.acl, ctx.ip);
+      const signed = deps.signer.sign({ sub: principal.account, aud: req.service, access });
+      const issuedAt = new Date(signed.issuedAt * 1000).toISOString();
+      let refreshToken: string | undefined;
+      if (req.offline && principal.kind !== 'anonymous') refreshToken = await deps.refreshTokens.issue(principal);
+      ctx.set('Cache-Control', 'no-store');
+      if (req.method === 'POST') {
+        ctx.body = {
+          access_token: signed.token,
+          token_type: 'Bearer',
+          scope: access.filter((a) => a.actions.length).map((a) => formatScope({ type: a.type, name: a.name, actions: a.actions, ...(a.class ? { class: a.class } : {}) })).join(' '),
+          expires_in: signed.expiresIn,
+          issued_at: issuedAt,
+          ...(refreshToken ? { refresh_token: refreshToken } : {}),
+        };
+      } else {
+        ctx.body = { token: signed.token, access_token: signed.token, expires_in: signed.expiresIn, issued_at: issuedAt, ...(refreshToken ? { refresh_token: refreshToken } : {}) };
+      }
+      const asked = decisions.reduce((n, d) => n + d.scope.actions.length, 0);
+      const got = decisions.reduce((n, d) => n + d.granted.length, 0);
+      report(asked === got ? 'granted' : got === 0 ? 'denied' : 'partial');
+      if (deps.log.isLevelEnabled('info')) {
+        deps.log.info(
+          {
+            audit: 'token',
+            account: principal.account,
+            kind: principal.kind,
+            grant: req.grantType,
+            ip: ctx.ip,
+            service: req.service,
+            decisions: decisions.map((d) => ({ scope: formatScope(d.scope), granted: d.granted, rule: d.rule, ...(d.comment ? { comment: d.comment } : {}) })),
+          },
+          'token issued',
+        );
+      }
+    } catch (e) {
+      if (e instanceof HttpError) {
+        report(e.status === 503 ? 'unavailable' : 'bad_request');
+        return sendError(ctx, e);
+      }
+      if (e instanceof AuthenticationError) {
+        report('unauthorized');
+        deps.log.info({ audit: 'token', outcome: 'unauthorized', user: req?.username, grant: req?.grantType, ip: ctx.ip, reason: e.message }, 'authentication failed');
+        return sendError(ctx, new HttpError(401, 'UNAUTHORIZED', e.message, { 'WWW-Authenticate': challenge }));
+      }
+      if (e instanceof StoreUnavailableError) {
+        report('unavailable');
+        deps.log.warn({ err: e.message }, 'store unavailable during token request');
+        return sendError(ctx, unavailable());
+      }
+      throw e;
+    }
+  };
+}

@@ -1,0 +1,131 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { bodyParser } from '@koa/bodyparser';
+import type { Logger } from 'pino';
+import type { Config } from './config/load.js';
+import { createApp } from './http/app.js';
+import { tokenEndpoint } from './http/token/index.js';
+import { Credentials } from './identity/credentials.js';
+import { StaticUsers } from './identity/static-users.js';
+import { createLogger } from './log.js';
+import { MemoryStore } from './store/memory.js';
+import { RedisStore } from './store/redis.js';
+import type { Store } from './store/store.js';
+import { ensureKeyPair } from './tokens/keygen.js';
+import { loadSigningKey, type SigningKey } from './tokens/keys.js';
+import { RefreshTokens } from './tokens/refresh-tokens.js';
+import { RegistryTokenSigner } from './tokens/registry-jwt.js';
+
+export interface StartOptions {
+  /** Use this store instead of the configured one (tests share one across servers). */
+  store?: Store;
+  log?: Logger;
+  /** Overrides server.addr's port (0 = any free port). */
+  port?: number;
+  host?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: Server;
+  store: Store;
+  signingKey: SigningKey;
+  /** Path of the certificate a registry should trust (generated or configured). */
+  certificatePath: string | null;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export async function openStore(config: Config, log: Logger): Promise<Store> {
+  const s = config.raw.store;
+  if (s.type === 'memory') return new MemoryStore();
+  const r = s.redis ?? { keyPrefix: 'berth:' };
+  const store = new RedisStore({ url: r.url, keyPrefix: r.keyPrefix, sentinels: r.sentinels, name: r.name, cluster: r.cluster, password: r.password, db: r.db });
+  try {
+    await store.open();
+  } catch (e) {
+    // Start anyway: static users keep working and /readyz reports the store until it returns.
+    log.error({ err: (e as Error).message }, 'redis not reachable at start; retrying in the background');
+  }
+  return store;
+}
+
+async function resolveSigningKey(config: Config, log: Logger): Promise<{ key: SigningKey; certificatePath: string | null }> {
+  if (config.token.signingKey) {
+    return { key: config.token.signingKey, certificatePath: config.raw.token.certificate ?? null };
+  }
+  const pair = await ensureKeyPair(config.token.generatedKeyDir, config.token.generatedKeyAlg);
+  log.info({ certificate: pair.certPath, created: pair.created }, 'no token.key configured: using a generated signing key; point the registry rootcertbundle at this certificate');
+  return { key: await loadSigningKey(pair.keyPem, pair.certPem), certificatePath: pair.certPath };
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.raw.log.level);
+  const store = opts.store ?? (await openStore(config, log));
+  const { key, certificatePath } = await resolveSigningKey(config, log);
+  const signer = new RegistryTokenSigner(key, config.token.issuer, config.token.ttlSeconds, config.token.kidFormat);
+  const refreshTokens = new RefreshTokens(store, config.token.refreshTTLSeconds);
+  const credentials = new Credentials(new StaticUsers(config.users), refreshTokens);
+
+  const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
+  app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
+
+  const tokenPath = config.token.path;
+  const handle = tokenEndpoint({ services: config.token.services, credentials, acl: config.acl, signer, refreshTokens, realm: config.token.issuer, log });
+  for (const p of [tokenPath, `${tokenPath}/token`]) {
+    router.get(p, handle);
+    router.post(p, handle);
+  }
+  const jwks = { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) };
+  router.get('/.well-known/jwks.json', (ctx) => {
+    ctx.set('Cache-Control', 'public, max-age=300');
+    ctx.body = jwks;
+  });
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    let storeOk = true;
+    try {
+      await Promise.race([store.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), 1000).unref())]);
+    } catch {
+      storeOk = false;
+    }
+    ctx.status = storeOk ? 200 : 503;
+    ctx.body = { status: storeOk ? 'ready' : 'not ready', checks: { store: storeOk ? 'ok' : 'unreachable', signingKey: 'ok', config: 'ok' } };
+  });
+  app.use(router.routes()).use(router.allowedMethods());
+
+  const server = config.server.tls ? createHttpsServer({ key: config.server.tls.key, cert: config.server.tls.cert }, app.callback()) : createHttpServer(app.callback());
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const port = opts.port ?? config.server.port;
+  const host = opts.host ?? config.server.host;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const scheme = config.server.tls ? 'https' : 'http';
+  const hostForUrl = addr.family === 'IPv6' ? (addr.address === '::' ? '127.0.0.1' : `[${addr.address}]`) : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
+  const url = `${scheme}://${hostForUrl}:${addr.port}`;
+  log.info({ url, tokenPath }, 'berth listening');
+  return {
+    url,
+    port: addr.port,
+    server,
+    store,
+    signingKey: key,
+    certificatePath,
+    log,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      if (!opts.store) await store.close();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { webcrypto, randomBytes } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+export type KeygenAlg = 'ES256' | 'RS256' | 'EdDSA';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const PARAMS: Record<KeygenAlg, { gen: EcKeyGenParams | RsaHashedKeyGenParams | Algorithm; sig: Algorithm | EcdsaParams }> = {
+  ES256: { gen: { name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams, sig: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams },
+  RS256: {
+    gen: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' } as RsaHashedKeyGenParams,
+    sig: { name: 'RSASSA-PKCS1-v1_5' },
+  },
+  EdDSA: { gen: { name: 'Ed25519' }, sig: { name: 'Ed25519' } },
+};
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n');
+  return `-----BEGIN ${label}-----\n${b64}-----END ${label}-----\n`;
+}
+
+/**
+ * A private key and a self-signed certificate for it. No extended key usage is set on purpose:
+ * registry 2.8 verifies the x5c chain with Go's default usage check, which an EKU list without
+ * serverAuth would fail.
+ */
+export async function generateKeyPair(alg: KeygenAlg, commonName = 'berth token signer', days = 3650): Promise<{ keyPem: string; certPem: string }> {
+  const p = PARAMS[alg];
+  const keys = (await webcrypto.subtle.generateKey(p.gen as never, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const serial = randomBytes(16);
+  serial[0]! &= 0x7f; // positive serial: Go rejects negative ones
+  const notBefore = new Date(Date.now() - 60_000);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial.toString('hex'),
+    name: `CN=${commonName}`,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * 86_400_000),
+    keys,
+    signingAlgorithm: p.sig,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { keyPem: pem('PRIVATE KEY', pkcs8), certPem: cert.toString('pem') + '\n' };
+}
+
+/** Writes key.pem (mode 0600) and cert.pem into dir; returns their paths. */
+export async function writeKeyPair(dir: string, alg: KeygenAlg): Promise<{ keyPath: string; certPath: string }> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const { keyPem, certPem } = await generateKeyPair(alg);
+  const keyPath = join(dir, 'key.pem');
+  const certPath = join(dir, 'cert.pem');
+  writeFileSync(keyPath, keyPem, { mode: 0o600 });
+  writeFileSync(certPath, certPem, { mode: 0o644 });
+  return { keyPath, certPath };
+}
+
+/** Reuses a previously generated pair so a registry configured with its certificate keeps trusting us. */
+export async function ensureKeyPair(dir: string, alg: KeygenAlg): Promise<{ keyPath: string; certPath: string; keyPem: string; certPem: string; created: boolean }> {
+  const keyPath = join(dir, 'key.pem');
+  const certPath = join(dir, 'cert.pem');
+  let created = false;
+  if (!existsSync(keyPath) || !existsSync(certPath)) {
+    await writeKeyPair(dir, alg);
+    created = true;
+  }
+  return { keyPath, certPath, keyPem: readFileSync(keyPath, 'utf8'), certPem: readFileSync(certPath, 'utf8'), created };
+}
