@@ -16,11 +16,24 @@ import { ensureKeyPair } from './tokens/keygen.js';
 import { loadSigningKey, type SigningKey } from './tokens/keys.js';
 import { RefreshTokens } from './tokens/refresh-tokens.js';
 import { RegistryTokenSigner } from './tokens/registry-jwt.js';
+import { Pats } from './tokens/pats.js';
+import { Accounts } from './identity/accounts.js';
+import { ContinuousAccess } from './identity/continuous-access.js';
+import { PatVerifier } from './identity/pat-verifier.js';
+import { Sealer } from './util/sealed.js';
+import { createConnectors } from './connectors/index.js';
+import type { CallbackConnector } from './connectors/connector.js';
+import { mountWebRoutes } from './http/web/routes.js';
+import { mountTokenApi } from './http/api/tokens.js';
+import { Sessions } from './http/web/session.js';
+import { durationToSeconds } from './config/duration.js';
 
 export interface StartOptions {
   /** Use this store instead of the configured one (tests share one across servers). */
   store?: Store;
   log?: Logger;
+  /** Injected fetch for connectors (tests pointing GitHub at a fake use plain fetch too). */
+  fetch?: typeof fetch;
   /** Overrides server.addr's port (0 = any free port). */
   port?: number;
   host?: string;
@@ -35,6 +48,10 @@ export interface RunningServer {
   /** Path of the certificate a registry should trust (generated or configured). */
   certificatePath: string | null;
   log: Logger;
+  publicURL: string;
+  pats: Pats;
+  accounts: Accounts;
+  connectors: Map<string, CallbackConnector>;
   close(): Promise<void>;
 }
 
@@ -67,7 +84,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const { key, certificatePath } = await resolveSigningKey(config, log);
   const signer = new RegistryTokenSigner(key, config.token.issuer, config.token.ttlSeconds, config.token.kidFormat);
   const refreshTokens = new RefreshTokens(store, config.token.refreshTTLSeconds);
-  const credentials = new Credentials(new StaticUsers(config.users), refreshTokens);
+  const staticUsers = new StaticUsers(config.users);
+  const raw = config.raw;
+  let sealer: Sealer;
+  if (raw.secrets.encryptionKey) sealer = new Sealer(raw.secrets.encryptionKey);
+  else {
+    // Only reachable with the memory store (the loader insists on a key with Redis): nothing
+    // sealed outlives the process anyway.
+    sealer = Sealer.random();
+  }
+  const accounts = new Accounts(store, sealer);
+  const pats = new Pats(store, { defaultTTLSeconds: durationToSeconds(raw.pats.defaultTTL), maxTTLSeconds: durationToSeconds(raw.pats.maxTTL), maxPerUser: raw.pats.maxPerUser }, refreshTokens);
+  // Filled once the listening address (and so the default public URL) is known.
+  const connectors = new Map<string, CallbackConnector>();
+  const ca = { ttlSeconds: durationToSeconds(raw.continuousAccess.ttl), graceSeconds: durationToSeconds(raw.continuousAccess.grace) };
+  const access = new ContinuousAccess(accounts, connectors, config.users, ca, log);
+  const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens)]);
 
   const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
@@ -96,6 +128,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ctx.status = storeOk ? 200 : 503;
     ctx.body = { status: storeOk ? 'ready' : 'not ready', checks: { store: storeOk ? 'ok' : 'unreachable', signingKey: 'ok', config: 'ok' } };
   });
+  let publicURL = config.server.publicURL ?? '';
+  const webDeps = {
+    env: { appTitle: raw.web.title, registryHost: raw.web.registryHost },
+    get publicURL() {
+      return publicURL;
+    },
+    connectors,
+    localLogin: raw.web.localLogin && [...config.users.values()].some((u) => u.hash),
+    staticUsers,
+    accounts,
+    access,
+    pats,
+    sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), (config.server.publicURL ?? '').startsWith('https:')),
+    recheckMinutes: Math.round(ca.ttlSeconds / 60),
+    log,
+  };
+  mountWebRoutes(router, webDeps);
+  mountTokenApi(router, webDeps);
   app.use(router.routes()).use(router.allowedMethods());
 
   const server = config.server.tls ? createHttpsServer({ key: config.server.tls.key, cert: config.server.tls.cert }, app.callback()) : createHttpServer(app.callback());
@@ -111,6 +161,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const scheme = config.server.tls ? 'https' : 'http';
   const hostForUrl = addr.family === 'IPv6' ? (addr.address === '::' ? '127.0.0.1' : `[${addr.address}]`) : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
   const url = `${scheme}://${hostForUrl}:${addr.port}`;
+  if (!publicURL) {
+    publicURL = url;
+    if (raw.connectors.length) log.warn({ publicURL }, 'server.publicURL not set: using the listening address for OAuth redirect URLs');
+  }
+  for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(opts.fetch ? { fetch: opts.fetch } : {}) })) connectors.set(id, c);
   log.info({ url, tokenPath }, 'berth listening');
   return {
     url,
@@ -120,6 +175,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     signingKey: key,
     certificatePath,
     log,
+    publicURL,
+    pats,
+    accounts,
+    connectors,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { startServer } from '../server.js';
+import { startDemoProvider } from '../demo/run-demo.js';
 import { UsageError } from './args.js';
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
@@ -14,8 +15,13 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
   // config by accident, so both the file and the command line have to ask for it.
   if (config.raw.demo && !opts.demo) throw new UsageError(`${path} sets demo: true; start it with --demo if that is really what you want`);
   const running = await startServer(config);
+  const devProvider = config.raw.demo ? await startDemoProvider(config, running.publicURL) : null;
+  if (devProvider) {
+    process.stdout.write(`demo OpenID provider on ${devProvider.issuer} (accounts: alice/alice in group platform, bob/bob in group team-a)\n`);
+  }
   if (running.certificatePath) process.stdout.write(`registry rootcertbundle: ${running.certificatePath}\n`);
   process.stdout.write(`berth listening on ${running.url} (token endpoint ${running.url}${config.token.path})\n`);
+  if (config.raw.demo) process.stdout.write(`open ${running.publicURL}/ in a browser to sign in and create a token\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -23,7 +29,7 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
     running.log.info({ signal }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
-    running.close().then(() => process.exit(0));
+    Promise.all([running.close(), devProvider?.close()]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { Acl, AclCompileError } from '../policy/acl.js';
+import type { z } from 'zod';
+import { Acl, AclCompileError, compileRule } from '../policy/acl.js';
 import { loadPublishedKey, loadSigningKey, type PublishedKey, type SigningKey } from '../tokens/keys.js';
 import { durationToSeconds } from './duration.js';
 import { ConfigError, formatPath } from './errors.js';
@@ -61,51 +62,76 @@ function normaliseLabels(labels: Record<string, string | string[]> | undefined):
   return out;
 }
 
-/** Validates a parsed YAML document and resolves files; every problem names its YAML path. */
+/** The section as the schema reads it, or undefined when it is invalid (its issues are reported once, by the whole-document parse). */
+function section<K extends keyof RawConfig>(doc: unknown, key: K): RawConfig[K] | undefined {
+  const value = doc && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>)[key] : undefined;
+  const r = (configSchema.shape[key] as unknown as z.ZodType<RawConfig[K]>).safeParse(value);
+  return r.success ? r.data : undefined;
+}
+
+/**
+ * Validates a parsed YAML document and resolves files; every problem names its YAML path. Sections
+ * that are valid on their own are checked further even when another section is not, so that one run
+ * of `berth check-config` lists every problem.
+ */
 export async function buildConfig(doc: unknown, baseDir: string): Promise<Config> {
   const problems: string[] = [];
-  const interpolated = interpolateSecrets(doc ?? {}, problems);
+  const { value: interpolated, unresolved } = interpolateSecrets(doc ?? {}, problems, baseDir);
+  // A value whose ${env:}/${file:} failed is already reported; what the schema thinks of the empty
+  // stand-in would only be noise.
+  const isUnresolved = (where: string) => [...unresolved].some((u) => where === u || where.startsWith(`${u}.`) || where.startsWith(`${u}[`));
   const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       if (issue.code === 'unrecognized_keys') {
         for (const k of issue.keys) problems.push(`${formatPath([...issue.path, k])}: unknown key`);
-      } else problems.push(`${formatPath(issue.path)}: ${issue.message}`);
+      } else if (!isUnresolved(formatPath(issue.path))) problems.push(`${formatPath(issue.path)}: ${issue.message}`);
     }
-    throw new ConfigError(problems);
   }
-  const raw = parsed.data;
+  const usersSection = section(interpolated, 'users');
+  const aclSection = section(interpolated, 'acl');
+  const tokenSection = section(interpolated, 'token');
+  const serverSection = section(interpolated, 'server');
+  const connectorsSection = section(interpolated, 'connectors');
 
   const users = new Map<string, StaticUser>();
-  for (const [name, u] of Object.entries(raw.users)) {
-    let hash = u.password ?? (u.passwordFile !== undefined ? readRelative(baseDir, u.passwordFile, `users[${JSON.stringify(name)}].passwordFile`, problems)?.trim() : undefined);
+  for (const [name, u] of Object.entries(usersSection ?? {})) {
+    const where = formatPath(['users', name]);
+    if (isUnresolved(`${where}.password`) || isUnresolved(`${where}.passwordFile`)) continue;
+    let hash = u.password ?? (u.passwordFile !== undefined ? readRelative(baseDir, u.passwordFile, `${where}.passwordFile`, problems)?.trim() : undefined);
     if (hash === undefined || hash === '') {
-      if (name !== '') problems.push(`users[${JSON.stringify(name)}]: a password (bcrypt hash) is required; only the anonymous user '' may have none`);
+      if (name !== '' && !(u.passwordFile !== undefined && hash === undefined)) problems.push(`${where}: a password (bcrypt hash) is required; only the anonymous user '' may have none`);
       hash = undefined;
     } else if (!BCRYPT.test(hash)) {
-      problems.push(`users[${JSON.stringify(name)}].password: not a bcrypt hash (make one with: berth hash-password)`);
+      problems.push(`${where}.${u.password !== undefined ? 'password' : 'passwordFile'}: not a bcrypt hash (make one with: berth hash-password)`);
     }
     users.set(name, { hash: hash ?? null, labels: normaliseLabels(u.labels) });
   }
 
-  raw.acl.forEach((rule, i) => {
-    for (const a of rule.actions) if (!/^(\*|[a-z][a-z-]*)$/.test(a)) problems.push(`acl[${i}].actions: invalid action ${JSON.stringify(a)}`);
-  });
   let acl: Acl | undefined;
-  try {
-    acl = new Acl(raw.acl);
-  } catch (e) {
-    if (e instanceof AclCompileError) problems.push(e.message);
-    else throw e;
+  if (aclSection) {
+    const before = problems.length;
+    aclSection.forEach((rule, i) => {
+      for (const a of rule.actions) if (!/^(\*|[a-z][a-z-]*)$/.test(a)) problems.push(`acl[${i}].actions: invalid action ${JSON.stringify(a)}`);
+      try {
+        compileRule(rule, i);
+      } catch (e) {
+        if (e instanceof AclCompileError) problems.push(e.message);
+        else throw e;
+      }
+    });
+    if (problems.length === before) acl = new Acl(aclSection);
   }
 
   let signingKey: SigningKey | null = null;
-  if (raw.token.key !== undefined || raw.token.certificate !== undefined) {
-    if (raw.token.key === undefined) problems.push('token.key: required when token.certificate is set');
-    else {
-      const keyPem = readRelative(baseDir, raw.token.key, 'token.key', problems);
-      const certPem = raw.token.certificate !== undefined ? readRelative(baseDir, raw.token.certificate, 'token.certificate', problems) : undefined;
-      if (keyPem !== undefined && (raw.token.certificate === undefined || certPem !== undefined)) {
+  const publishedKeys: PublishedKey[] = [];
+  const token = tokenSection;
+  if (token && (token.key !== undefined || token.certificate !== undefined)) {
+    if (token.key === undefined) problems.push('token.key: required when token.certificate is set');
+    else if (!isUnresolved('token.key') && !isUnresolved('token.certificate')) {
+      const keyPem = readRelative(baseDir, token.key, 'token.key', problems);
+      const certPem = token.certificate !== undefined ? readRelative(baseDir, token.certificate, 'token.certificate', problems) : undefined;
+      if (keyPem !== undefined && (token.certificate === undefined || certPem !== undefined)) {
         try {
           signingKey = await loadSigningKey(keyPem, certPem);
         } catch (e) {
@@ -114,8 +140,7 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
       }
     }
   }
-  const publishedKeys: PublishedKey[] = [];
-  for (const [i, pk] of raw.token.publishedKeys.entries()) {
+  for (const [i, pk] of (token?.publishedKeys ?? []).entries()) {
     const pem = readRelative(baseDir, (pk.certificate ?? pk.key)!, `token.publishedKeys[${i}]`, problems);
     if (pem === undefined) continue;
     try {
@@ -126,27 +151,31 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   }
 
   let addr = { host: undefined as string | undefined, port: 5001 };
-  try {
-    addr = parseAddr(raw.server.addr);
-  } catch (e) {
-    problems.push(`server.addr: ${(e as Error).message}`);
-  }
   let tls: Config['server']['tls'] = null;
-  if (raw.server.certificate !== undefined || raw.server.key !== undefined) {
-    if (raw.server.certificate === undefined || raw.server.key === undefined) problems.push('server: certificate and key go together');
+  const server = serverSection;
+  if (server && !isUnresolved('server.addr')) {
+    try {
+      addr = parseAddr(server.addr);
+    } catch (e) {
+      problems.push(`server.addr: ${(e as Error).message}`);
+    }
+  }
+  if (server && (server.certificate !== undefined || server.key !== undefined)) {
+    if (server.certificate === undefined || server.key === undefined) problems.push('server: certificate and key go together');
     else {
-      const cert = readRelative(baseDir, raw.server.certificate, 'server.certificate', problems);
-      const key = readRelative(baseDir, raw.server.key, 'server.key', problems);
+      const cert = readRelative(baseDir, server.certificate, 'server.certificate', problems);
+      const key = readRelative(baseDir, server.key, 'server.key', problems);
       if (cert !== undefined && key !== undefined) tls = { cert, key };
     }
   }
   const ids = new Set<string>();
-  raw.connectors.forEach((c, i) => {
+  (connectorsSection ?? []).forEach((c, i) => {
     if (ids.has(c.id)) problems.push(`connectors[${i}].id: duplicate id ${c.id}`);
     ids.add(c.id);
   });
 
-  if (problems.length) throw new ConfigError(problems);
+  if (problems.length || !parsed.success) throw new ConfigError(problems.length ? problems : ['(root): invalid configuration']);
+  const raw = parsed.data;
 
   return {
     raw,

@@ -77,14 +77,45 @@ export const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+export const patsSchema = z.strictObject({
+  defaultTTL: durationSeconds.default('30d'),
+  maxTTL: durationSeconds.default('90d'),
+  maxPerUser: z.number().int().positive().default(20),
+});
+
+export const webSchema = z.strictObject({
+  /** Shown in the ready-made `docker login HOST` command. */
+  registryHost: z.string().default('registry.example.com'),
+  title: z.string().default('Berth'),
+  sessionTTL: durationSeconds.default('12h'),
+  /** Offer a username/password form for the static `users:` (they can create PATs too). */
+  localLogin: z.boolean().default(true),
+});
+
+export const continuousAccessSchema = z.strictObject({
+  /** How long a user's groups are trusted before Berth asks the identity provider again. */
+  ttl: durationSeconds.default('15m'),
+  /** How long past that the last known groups still count while the provider is unreachable. */
+  grace: durationSeconds.default('1h'),
+});
+
+export const secretsSchema = z.strictObject({
+  /** Encrypts upstream tokens at rest: 32+ random bytes, base64 or hex; required with the redis store. */
+  encryptionKey: z.string().min(32).optional(),
+});
+
 export const configSchema = z.strictObject({
-  server: serverSchema.default({ addr: ':5001', trustProxy: false }),
-  token: tokenSchema.default({} as never),
+  server: serverSchema.prefault({}),
+  token: tokenSchema.prefault({}),
   users: z.record(z.string(), userSchema).default({}),
   acl: z.array(aclRuleSchema).default([]),
-  store: storeSchema.default({ type: 'memory' }),
-  log: logSchema.default({ level: 'info' }),
+  store: storeSchema.prefault({}),
+  log: logSchema.prefault({}),
   connectors: z.array(connectorSchema).default([]),
+  pats: patsSchema.prefault({}),
+  web: webSchema.prefault({}),
+  continuousAccess: continuousAccessSchema.prefault({}),
+  secrets: secretsSchema.prefault({}),
   demo: z.boolean().default(false),
 });
 

@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import type { AclRuleConfig } from '../config/schema.js';
-import { compilePattern, literalFor, type Matcher } from './pattern.js';
+import { compilePattern, compilePatternAs, isRegexPattern, literalFor, type Matcher, type PatternKind } from './pattern.js';
 import type { Scope } from './scope.js';
 
 /**
@@ -67,20 +67,31 @@ function expand(pattern: string, subject: AclSubject, scope: Scope): string[] {
   return variants.map((v) => v + tail);
 }
 
+const NEVER: Matcher = () => false;
+
 class PatternCache {
   private readonly cache = new Map<string, Matcher>();
-  get(pattern: string): Matcher {
-    let m = this.cache.get(pattern);
+  get(pattern: string, kind: PatternKind): Matcher {
+    const key = `${kind}\u0000${pattern}`;
+    let m = this.cache.get(key);
     if (!m) {
       if (this.cache.size >= MAX_CACHED_PATTERNS) this.cache.clear();
-      m = compilePattern(pattern);
-      this.cache.set(pattern, m);
+      try {
+        m = compilePatternAs(pattern, kind);
+      } catch {
+        // An escaped value can still break a regex (`[${account}]` with `z-a`): that is no match,
+        // not a failed request.
+        m = NEVER;
+      }
+      this.cache.set(key, m);
     }
     return m;
   }
 }
 
-function compileValueTest(pattern: string, cache: PatternCache, where: string): (value: string, subject: AclSubject, scope: Scope) => boolean {
+type ValueTest = ((value: string, subject: AclSubject, scope: Scope) => boolean) & { dynamic?: boolean };
+
+function compileValueTest(pattern: string, cache: PatternCache, where: string): ValueTest {
   if (!PLACEHOLDER.test(pattern)) {
     PLACEHOLDER.lastIndex = 0;
     let m: Matcher;
@@ -97,7 +108,10 @@ function compileValueTest(pattern: string, cache: PatternCache, where: string): 
   } catch (e) {
     throw new AclCompileError(`${where}: invalid pattern: ${(e as Error).message}`);
   }
-  return (v, subject, scope) => expand(pattern, subject, scope).some((p) => cache.get(p)(v));
+  const kind: PatternKind = isRegexPattern(pattern) ? 'regex' : 'glob';
+  const test: ValueTest = (v, subject, scope) => expand(pattern, subject, scope).some((p) => cache.get(p, kind)(v));
+  test.dynamic = true;
+  return test;
 }
 
 function compileIp(spec: string, where: string): (subject: AclSubject) => boolean {
@@ -126,27 +140,30 @@ export interface CompiledRule {
 }
 
 export function compileRule(rule: AclRuleConfig, index: number, cache = new PatternCache()): CompiledRule {
-  const tests: FieldTest[] = [];
+  // Every test must hold, so their order is free: fixed patterns, ip and labels go first and a rule
+  // that cannot match is left before any placeholder is expanded (one variant per label value).
+  const fixed: FieldTest[] = [];
+  const dynamic: FieldTest[] = [];
   const where = `acl[${index}].match`;
   for (const field of ['account', 'type', 'name', 'service'] as const) {
     const p = rule.match[field];
     if (p === undefined) continue;
     const t = compileValueTest(p, cache, `${where}.${field}`);
-    tests.push((subject, scope) => t(fieldValue(field, subject, scope), subject, scope));
+    (t.dynamic ? dynamic : fixed).push((subject, scope) => t(fieldValue(field, subject, scope), subject, scope));
   }
   if (rule.match.ip !== undefined) {
     const t = compileIp(rule.match.ip, `${where}.ip`);
-    tests.push((subject) => t(subject));
+    fixed.push((subject) => t(subject));
   }
   for (const [label, spec] of Object.entries(rule.match.labels ?? {})) {
     const patterns = (Array.isArray(spec) ? spec : [spec]).map((p) => compileValueTest(p, cache, `${where}.labels.${label}`));
-    tests.push((subject, scope) => {
+    (patterns.some((t) => t.dynamic) ? dynamic : fixed).push((subject, scope) => {
       const values = subject.labels[label];
       if (!values) return false;
       return values.some((v) => patterns.some((t) => t(v, subject, scope)));
     });
   }
-  const out: CompiledRule = { index, actions: rule.actions, grantsAll: rule.actions.includes('*'), tests };
+  const out: CompiledRule = { index, actions: rule.actions, grantsAll: rule.actions.includes('*'), tests: [...fixed, ...dynamic] };
   if (rule.comment !== undefined) out.comment = rule.comment;
   return out;
 }

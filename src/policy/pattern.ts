@@ -29,12 +29,22 @@ export function isRegexPattern(p: string): boolean {
   return p.length >= 2 && p.startsWith('/') && p.endsWith('/');
 }
 
+export type PatternKind = 'glob' | 'regex';
+
 export function compilePattern(pattern: string): Matcher {
-  if (pattern === '*' || pattern === '**') return () => true;
-  if (isRegexPattern(pattern)) {
+  return compilePatternAs(pattern, isRegexPattern(pattern) ? 'regex' : 'glob');
+}
+
+/**
+ * Compiles with a kind fixed by the caller: once placeholders are filled in, the text must keep the
+ * kind of the configured pattern, or an account named `/.+/` would turn a glob into a match-all regex.
+ */
+export function compilePatternAs(pattern: string, kind: PatternKind): Matcher {
+  if (kind === 'regex') {
     const re = new RegExp(`^(?:${pattern.slice(1, -1)})$`);
     return (v) => re.test(v);
   }
+  if (pattern === '*' || pattern === '**') return () => true;
   if (!/[*?\\]/.test(pattern)) return (v) => v === pattern;
   const re = new RegExp(`^${globToRegexSource(pattern)}$`);
   return (v) => re.test(v);

@@ -43,7 +43,13 @@ export const googleConnectorSchema = z.strictObject({
   ...common,
   issuer: z.string().url().default('https://accounts.google.com'),
   scopes: z.array(z.string()).default(['openid', 'profile', 'email']),
+  /** Accepted Workspace domains (the ID token's `hd`); absent: any Google account. */
   hostedDomains: z.array(z.string()).optional(),
+  /**
+   * Ask Google for a refresh token (access_type=offline, prompt=consent) so that continuous access can
+   * re-check the account; costs a consent screen at every sign-in.
+   */
+  offlineAccess: z.boolean().default(false),
   allowInsecureIssuer: z.boolean().default(false),
 });
 

@@ -1,0 +1,23 @@
+import type { Logger } from 'pino';
+import type { CallbackConnector } from '../../connectors/connector.js';
+import type { Accounts } from '../../identity/accounts.js';
+import type { ContinuousAccess } from '../../identity/continuous-access.js';
+import type { StaticUsers } from '../../identity/static-users.js';
+import type { Pats } from '../../tokens/pats.js';
+import type { Sessions } from './session.js';
+import type { PageEnv } from './pages.js';
+
+/** Everything the browser pages and the token API need, built once in src/server.ts. */
+export interface WebDeps {
+  env: PageEnv;
+  publicURL: string;
+  connectors: ReadonlyMap<string, CallbackConnector>;
+  localLogin: boolean;
+  staticUsers: StaticUsers;
+  accounts: Accounts;
+  access: ContinuousAccess;
+  pats: Pats;
+  sessions: Sessions;
+  recheckMinutes: number;
+  log: Logger;
+}

@@ -1,0 +1,206 @@
+import { randomBytes } from 'node:crypto';
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { LoginRefusedError, type Identity } from '../../identity/identity.js';
+import { LOCAL_CONNECTOR } from '../../identity/continuous-access.js';
+import type { AccountRecord } from '../../identity/accounts.js';
+import { AuthenticationError } from '../../identity/principal.js';
+import { PatPolicyError } from '../../tokens/pats.js';
+import { StoreUnavailableError } from '../../store/store.js';
+import type { WebDeps } from './deps.js';
+import { errorPage, signInPage, tokensPage, type TokensPageInput } from './pages.js';
+import { Sessions, safeReturnTo, type SessionData } from './session.js';
+import { parseTokenInput } from './token-form.js';
+
+function page(ctx: Context, status: number, body: string): void {
+  ctx.status = status;
+  ctx.type = 'text/html; charset=utf-8';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.body = body;
+}
+
+function form(ctx: Context): Record<string, unknown> {
+  const b = (ctx.request as { body?: unknown }).body;
+  return b && typeof b === 'object' ? (b as Record<string, unknown>) : {};
+}
+
+/** Sign-in, callback, the token page and its forms. Every POST checks a CSRF token. */
+export function mountWebRoutes(router: Router, d: WebDeps): void {
+  const signedIn = async (ctx: Context): Promise<{ session: SessionData; account: AccountRecord } | null> => {
+    const session = await d.sessions.get(ctx);
+    if (!session) return null;
+    const stored = await d.accounts.get(session.accountKey);
+    if (!stored) return null;
+    try {
+      return { session, account: await d.access.current(stored) };
+    } catch (e) {
+      if (e instanceof AuthenticationError) {
+        await d.sessions.destroy(ctx);
+        return null;
+      }
+      throw e;
+    }
+  };
+
+  const renderTokens = async (ctx: Context, s: { session: SessionData; account: AccountRecord }, extra: Partial<TokensPageInput> = {}, status = 200) => {
+    const connector = d.connectors.get(s.account.identity.connector);
+    page(
+      ctx,
+      status,
+      tokensPage(d.env, {
+        account: s.account,
+        pats: await d.pats.list(s.account.key),
+        csrf: s.session.csrf,
+        defaultDays: Math.max(1, Math.round(d.pats.policy.defaultTTLSeconds / 86400)),
+        maxDays: Math.max(1, Math.floor(d.pats.policy.maxTTLSeconds / 86400)),
+        recheck: { possible: d.access.canRecheck(s.account), minutes: d.recheckMinutes, provider: connector?.name ?? (s.account.identity.connector === LOCAL_CONNECTOR ? 'local account' : s.account.identity.connector) },
+        ...extra,
+      }),
+    );
+  };
+
+  const showSignIn = (ctx: Context, status: number, error?: string) =>
+    page(
+      ctx,
+      status,
+      signInPage(d.env, {
+        connectors: [...d.connectors.values()].map((c) => ({ id: c.id, name: c.name })),
+        localLogin: d.localLogin,
+        csrf: d.sessions.preLoginCsrf(ctx),
+        returnTo: safeReturnTo(ctx.query.returnTo),
+        error,
+      }),
+    );
+
+  router.get('/', async (ctx) => {
+    if (await signedIn(ctx)) return ctx.redirect('/tokens');
+    showSignIn(ctx, 200, typeof ctx.query.error === 'string' ? ctx.query.error.slice(0, 200) : undefined);
+  });
+
+  router.get('/login/:id', async (ctx) => {
+    const connector = d.connectors.get(ctx.params.id!);
+    if (!connector) return page(ctx, 404, errorPage(d.env, 404, 'Unknown sign-in method', 'There is no identity provider with that name.'));
+    const attempt = {
+      state: randomBytes(24).toString('base64url'),
+      nonce: randomBytes(24).toString('base64url'),
+      codeVerifier: randomBytes(48).toString('base64url'),
+      redirectURI: `${d.publicURL}/callback/${connector.id}`,
+    };
+    let url: URL;
+    try {
+      url = await connector.authorizationURL(attempt);
+    } catch (e) {
+      d.log.warn({ connector: connector.id, err: (e as Error).message }, 'identity provider unreachable at sign-in');
+      return showSignIn(ctx, 503, `${connector.name} cannot be reached right now. Try again in a moment, or ask your administrator.`);
+    }
+    await d.sessions.startLogin(ctx, { ...attempt, connector: connector.id, returnTo: safeReturnTo(ctx.query.returnTo) });
+    ctx.redirect(url.toString());
+  });
+
+  const finish = async (ctx: Context, identity: Identity, returnTo: string) => {
+    const account = await d.accounts.recordLogin(identity);
+    await d.sessions.create(ctx, account.key);
+    d.log.info({ audit: 'login', outcome: 'success', connector: identity.connector, account: identity.username, groups: identity.groups, ip: ctx.ip }, 'signed in');
+    ctx.redirect(returnTo);
+  };
+
+  router.get('/callback/:id', async (ctx) => {
+    const connector = d.connectors.get(ctx.params.id!);
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const refuse = (why: string) => {
+      d.log.warn({ audit: 'login', outcome: 'refused', connector: ctx.params.id, ip: ctx.ip, reason: why }, 'sign-in refused');
+      page(ctx, 400, errorPage(d.env, 400, 'Sign-in failed', why));
+    };
+    if (!connector) return refuse('Unknown identity provider.');
+    if (typeof ctx.query.error === 'string') return refuse(`${connector.name} said: ${ctx.query.error.slice(0, 100)}${typeof ctx.query.error_description === 'string' ? ` (${ctx.query.error_description.slice(0, 200)})` : ''}`);
+    const attempt = await d.sessions.finishLogin(ctx, state);
+    if (!attempt || attempt.connector !== connector.id) return refuse('This sign-in link is invalid, was already used, expired, or was started in another browser. Please start again.');
+    try {
+      const identity = await connector.handleCallback(new URL(ctx.originalUrl, d.publicURL), attempt);
+      await finish(ctx, identity, attempt.returnTo);
+    } catch (e) {
+      if (e instanceof LoginRefusedError) return refuse(e.message);
+      if (e instanceof StoreUnavailableError) throw e;
+      d.log.warn({ connector: connector.id, err: (e as Error).message }, 'callback failed');
+      return refuse(`${connector.name} could not confirm the sign-in. Please try again.`);
+    }
+  });
+
+  router.post('/login/local', async (ctx) => {
+    const f = form(ctx);
+    if (!d.localLogin) return page(ctx, 404, errorPage(d.env, 404, 'Not found', 'Local sign-in is disabled.'));
+    if (!d.sessions.preLoginCsrfValid(ctx, f.csrf)) return page(ctx, 403, errorPage(d.env, 403, 'Form expired', 'The form was missing its security token. Reload the page and try again.'));
+    const username = typeof f.username === 'string' ? f.username : '';
+    const password = typeof f.password === 'string' ? f.password : '';
+    try {
+      if (!username || !password || password.length > 1024) throw new AuthenticationError('invalid username or password');
+      const p = await d.staticUsers.authenticate(username, password);
+      await finish(ctx, { connector: LOCAL_CONNECTOR, subject: username, username, groups: p.labels.groups ?? [], claims: { labels: p.labels } }, safeReturnTo(f.returnTo));
+    } catch (e) {
+      if (!(e instanceof AuthenticationError)) throw e;
+      d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: username, ip: ctx.ip }, 'local sign-in failed');
+      showSignIn(ctx, 401, 'Invalid username or password.');
+    }
+  });
+
+  const requireSession = async (ctx: Context, csrfCheck: boolean) => {
+    const s = await signedIn(ctx);
+    if (!s) {
+      if (ctx.method === 'GET') ctx.redirect(`/?returnTo=${encodeURIComponent(ctx.path)}`);
+      else page(ctx, 401, errorPage(d.env, 401, 'Signed out', 'Your session has ended. Please sign in again.'));
+      return null;
+    }
+    if (csrfCheck && !Sessions.csrfValid(s.session, form(ctx).csrf)) {
+      d.log.warn({ audit: 'csrf', path: ctx.path, ip: ctx.ip }, 'form post without a valid CSRF token');
+      page(ctx, 403, errorPage(d.env, 403, 'Form expired', 'The form was missing its security token. Reload the page and try again.'));
+      return null;
+    }
+    return s;
+  };
+
+  router.post('/logout', async (ctx) => {
+    const s = await requireSession(ctx, true);
+    if (!s) return;
+    await d.sessions.destroy(ctx);
+    ctx.redirect('/');
+  });
+
+  router.get('/tokens', async (ctx) => {
+    const s = await requireSession(ctx, false);
+    if (s) await renderTokens(ctx, s);
+  });
+
+  router.post('/tokens', async (ctx) => {
+    const s = await requireSession(ctx, true);
+    if (!s) return;
+    try {
+      const input = parseTokenInput(form(ctx));
+      const created = await d.pats.create({ owner: s.account.key, username: s.account.identity.username, ...input });
+      d.log.info({ audit: 'pat.create', account: s.account.identity.username, pat: created.record.id, name: created.record.name, expiresAt: created.record.expiresAt, restriction: created.record.restriction }, 'personal access token created');
+      await renderTokens(ctx, s, { created }, 201);
+    } catch (e) {
+      if (!(e instanceof PatPolicyError)) throw e;
+      await renderTokens(ctx, s, { error: e.message }, 400);
+    }
+  });
+
+  router.post('/tokens/revoke-all', async (ctx) => {
+    const s = await requireSession(ctx, true);
+    if (!s) return;
+    const ids = await d.pats.revokeAll(s.account.key);
+    d.log.info({ audit: 'pat.revoke', account: s.account.identity.username, pats: ids }, 'all personal access tokens revoked');
+    await renderTokens(ctx, s, { notice: `Revoked ${ids.length} token${ids.length === 1 ? '' : 's'}.` });
+  });
+
+  router.post('/tokens/:id/revoke', async (ctx) => {
+    const s = await requireSession(ctx, true);
+    if (!s) return;
+    const id = ctx.params.id!;
+    const ok = await d.pats.revoke(s.account.key, id);
+    d.log.info({ audit: 'pat.revoke', account: s.account.identity.username, pat: id, found: ok }, 'personal access token revoked');
+    await renderTokens(ctx, s, ok ? { notice: 'Token revoked.' } : { error: 'No such token.' }, ok ? 200 : 404);
+  });
+}

@@ -1,0 +1,25 @@
+import type { Restriction } from '../../identity/principal.js';
+import { PatPolicyError } from '../../tokens/pats.js';
+
+/** Turns form or JSON input into PAT creation parameters; throws PatPolicyError with a plain message. */
+export function parseTokenInput(body: Record<string, unknown>): { name: string; ttlSeconds?: number; restriction?: Restriction } {
+  const name = typeof body.name === 'string' ? body.name : '';
+  const out: { name: string; ttlSeconds?: number; restriction?: Restriction } = { name };
+  const days = body.expiresInDays;
+  if (days !== undefined && days !== '') {
+    const n = typeof days === 'number' ? days : typeof days === 'string' && /^\d{1,5}$/.test(days) ? Number(days) : NaN;
+    if (!Number.isInteger(n) || n <= 0) throw new PatPolicyError('expiresInDays must be a positive whole number');
+    out.ttlSeconds = n * 86400;
+  }
+  const reposRaw = body.repositories;
+  const repos = (Array.isArray(reposRaw) ? reposRaw : typeof reposRaw === 'string' ? reposRaw.split(/[\s,]+/) : []).filter((r): r is string => typeof r === 'string' && r.length > 0);
+  const actionsRaw = body.actions;
+  const actions = (Array.isArray(actionsRaw) ? actionsRaw : typeof actionsRaw === 'string' ? [actionsRaw] : []).filter((a): a is string => typeof a === 'string');
+  if (repos.length || actions.length) {
+    if (!repos.length) throw new PatPolicyError('a restriction needs at least one repository pattern');
+    if (!actions.length) throw new PatPolicyError('a restriction needs at least one action (pull, push)');
+    for (const r of repos) if (!/^[A-Za-z0-9*._\-/:]+$/.test(r)) throw new PatPolicyError(`invalid repository pattern ${JSON.stringify(r.slice(0, 60))}`);
+    out.restriction = { repositories: repos, actions: [...new Set(actions)] };
+  }
+  return out;
+}

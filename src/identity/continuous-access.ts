@@ -1,0 +1,89 @@
+import type { Logger } from 'pino';
+import type { CallbackConnector } from '../connectors/connector.js';
+import type { StaticUser } from '../config/load.js';
+import { type AccountRecord, type Accounts } from './accounts.js';
+import { IdentityRevokedError } from './identity.js';
+import { AuthenticationError } from './principal.js';
+
+export interface ContinuousAccessOptions {
+  ttlSeconds: number;
+  graceSeconds: number;
+}
+
+export const LOCAL_CONNECTOR = 'local';
+
+/**
+ * Keeps an account's groups current while its PATs are used. After `ttl` the provider is asked again
+ * (OIDC refresh token, GitHub API with the stored OAuth token); a user the provider no longer
+ * accepts loses access at once; an unreachable provider is tolerated for `grace`, then access fails
+ * closed. Accounts without upstream credentials keep their sign-in groups.
+ */
+export class ContinuousAccess {
+  private readonly inFlight = new Map<string, Promise<AccountRecord>>();
+
+  constructor(
+    private readonly accounts: Accounts,
+    private readonly connectors: ReadonlyMap<string, CallbackConnector>,
+    private readonly staticUsers: ReadonlyMap<string, StaticUser>,
+    private readonly opts: ContinuousAccessOptions,
+    private readonly log: Logger,
+    private readonly onRevoked: (rec: AccountRecord) => void = () => {},
+  ) {}
+
+  canRecheck(rec: AccountRecord): boolean {
+    if (rec.identity.connector === LOCAL_CONNECTOR) return true;
+    const c = this.connectors.get(rec.identity.connector);
+    return Boolean(c?.refresh && rec.upstreamSealed);
+  }
+
+  /** The account as it stands now, re-checked at the provider when due. Throws AuthenticationError. */
+  async current(rec: AccountRecord, now = Date.now()): Promise<AccountRecord> {
+    if (rec.status === 'revoked') throw new AuthenticationError(`account disabled: ${rec.revokedReason ?? 'revoked by the identity provider'}`);
+    if (rec.identity.connector === LOCAL_CONNECTOR) return this.local(rec);
+    const connector = this.connectors.get(rec.identity.connector);
+    if (!connector) throw new AuthenticationError(`sign-in connector ${rec.identity.connector} is no longer configured`);
+    if (!connector.refresh || !rec.upstreamSealed) return rec;
+    if (now - rec.checkedAt < this.opts.ttlSeconds * 1000) return rec;
+    let p = this.inFlight.get(rec.key);
+    if (!p) {
+      p = this.recheck(rec, connector, now).finally(() => this.inFlight.delete(rec.key));
+      this.inFlight.set(rec.key, p);
+    }
+    return p;
+  }
+
+  private local(rec: AccountRecord): AccountRecord {
+    // Static users are re-read from the running config on every use: removing one from the file
+    // (and reloading) ends their PATs.
+    const u = this.staticUsers.get(rec.identity.subject);
+    if (!u || !u.hash) throw new AuthenticationError('account no longer exists');
+    return { ...rec, identity: { ...rec.identity, groups: u.labels.groups ?? [], claims: { labels: u.labels } } };
+  }
+
+  private async recheck(rec: AccountRecord, connector: CallbackConnector, now: number): Promise<AccountRecord> {
+    const started = Date.now();
+    try {
+      const fresh = await connector.refresh!(this.accounts.withUpstream(rec));
+      const next = await this.accounts.recordLogin(fresh, now);
+      next.loginAt = rec.loginAt;
+      await this.accounts.save(next);
+      this.log.info({ audit: 'recheck', account: rec.identity.username, connector: connector.id, groups: fresh.groups, ms: Date.now() - started }, 'identity re-checked at provider');
+      return next;
+    } catch (e) {
+      if (e instanceof IdentityRevokedError) {
+        const revoked: AccountRecord = { ...rec, status: 'revoked', revokedReason: e.message };
+        await this.accounts.save(revoked);
+        this.onRevoked(revoked);
+        this.log.warn({ audit: 'recheck', account: rec.identity.username, connector: connector.id, outcome: 'revoked', reason: e.message }, 'identity provider no longer accepts user');
+        throw new AuthenticationError(`access revoked by the identity provider: ${e.message}`);
+      }
+      const age = now - rec.checkedAt;
+      if (age < (this.opts.ttlSeconds + this.opts.graceSeconds) * 1000) {
+        this.log.warn({ account: rec.identity.username, connector: connector.id, err: (e as Error).message }, 'identity provider unreachable; using last known groups within grace');
+        return rec;
+      }
+      this.log.warn({ account: rec.identity.username, connector: connector.id, err: (e as Error).message }, 'identity provider unreachable past grace; failing closed');
+      throw new AuthenticationError('cannot confirm your account with the identity provider right now; try again later');
+    }
+  }
+}
