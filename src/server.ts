@@ -135,6 +135,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return publicURL;
     },
     connectors,
+    redirectURI: (id: string) => raw.connectors.find((c) => c.id === id)?.redirectURL ?? `${publicURL}/callback/${id}`,
     localLogin: raw.web.localLogin && [...config.users.values()].some((u) => u.hash),
     staticUsers,
     accounts,

@@ -77,7 +77,7 @@ function section<K extends keyof RawConfig>(doc: unknown, key: K): RawConfig[K] 
 export async function buildConfig(doc: unknown, baseDir: string): Promise<Config> {
   const problems: string[] = [];
   const { value: interpolated, unresolved } = interpolateSecrets(doc ?? {}, problems, baseDir);
-  // A value whose ${env:}/${file:} failed is already reported; what the schema thinks of the empty
+  // A value whose ${env:}/${file:} failed is already reported; what the schema thinks of the
   // stand-in would only be noise.
   const isUnresolved = (where: string) => [...unresolved].some((u) => where === u || where.startsWith(`${u}.`) || where.startsWith(`${u}[`));
   const parsed = configSchema.safeParse(interpolated);

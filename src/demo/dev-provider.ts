@@ -314,6 +314,8 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
     // Like Keycloak: a refresh token whenever the client may use one, not only with offline_access.
     issueRefreshToken: async (_ctx: unknown, client: ClientLike) => client.grantTypeAllowed('refresh_token'),
     expiresWithSession: async () => false,
+    // A new refresh token at every refresh (and the old one dead), so clients must keep the latest.
+    rotateRefreshToken: true,
     findAccount: async (_ctx: unknown, sub: string) => {
       const user = bySubject(sub);
       // A disabled or deleted account is "not found": the refresh grant then answers invalid_grant.

@@ -52,7 +52,11 @@ export class RedisStore implements Store {
     this.client.on('error', () => {
       /* reported through command failures and /readyz; ioredis keeps reconnecting */
     });
-    await this.client.connect();
+    try {
+      await this.client.connect();
+    } catch (e) {
+      throw new StoreUnavailableError(`store unavailable: ${(e as Error).message}`);
+    }
   }
 
   private async run<T>(f: (c: Client) => Promise<T>): Promise<T> {

@@ -236,6 +236,12 @@ acl:
     expect(await problemsOf('token: {issuer: "${env:BERTH_TEST_SURELY_UNSET}"}')).toEqual(['token.issuer: environment variable BERTH_TEST_SURELY_UNSET is not set']);
   });
 
+  it('a missing variable is reported once, without follow-on errors about the value', async () => {
+    delete process.env.BERTH_TEST_SURELY_UNSET;
+    const problems = await problemsOf('users: {bob: {password: "${env:BERTH_TEST_SURELY_UNSET}"}}\ntoken: {key: "${env:BERTH_TEST_SURELY_UNSET}"}');
+    expect(problems.sort()).toEqual(['token.key: environment variable BERTH_TEST_SURELY_UNSET is not set', 'users.bob.password: environment variable BERTH_TEST_SURELY_UNSET is not set']);
+  });
+
   it('an unreadable ${file:PATH}', async () => {
     const problems = await problemsOf(`users: {bob: {password: "\${file:${join(dir, 'no-such-secret')}}"}}`);
     expect(problems[0]).toBe(`users.bob.password: cannot read ${join(dir, 'no-such-secret')}: ENOENT`);

@@ -39,7 +39,7 @@ export function createGithubConnector(cfg: GithubConnectorConfig, env: GithubCon
   const timeoutMs = env.timeoutMs ?? 5000;
   const http = new GithubHttp({ apiRoot: githubAPIRoot(cfg), fetch: f, timeoutMs });
   const loadTeams = cfg.loadTeams ?? true;
-  const defaultRedirectURI = cfg.redirectURL ?? `${env.publicURL.replace(/\/+$/, '')}/auth/callback/${cfg.id}`;
+  const defaultRedirectURI = cfg.redirectURL ?? `${env.publicURL.replace(/\/+$/, '')}/callback/${cfg.id}`;
   const redirectFor = (attempt: LoginAttempt) => attempt.redirectURI || defaultRedirectURI;
 
   function toIdentity(p: GithubProfile, groups: string[], upstream: Record<string, string>): Identity {

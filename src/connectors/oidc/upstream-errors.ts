@@ -35,7 +35,8 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
       // Non-JSON or unexpected statuses: a proxy error page, a wrong endpoint. Not the user's doing.
       return { kind: 'unavailable', detail: `unexpected response ${err.cause.status} from the provider` };
     }
-    return { kind: 'rejected', detail: err.message };
+    // The cause names the failed check ('unexpected ID Token "nonce" claim value'); the wrapper does not.
+    return { kind: 'rejected', detail: err.cause instanceof Error ? err.cause.message : err.message };
   }
   if (err instanceof TypeError && isNetworkTypeError(err)) return { kind: 'unavailable', detail: 'provider unreachable' };
   if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) return { kind: 'unavailable', detail: 'provider timed out' };

@@ -12,6 +12,8 @@ export interface WebDeps {
   env: PageEnv;
   publicURL: string;
   connectors: ReadonlyMap<string, CallbackConnector>;
+  /** Per connector: its configured redirectURL, else `${publicURL}/callback/${id}`. */
+  redirectURI(connectorId: string): string;
   localLogin: boolean;
   staticUsers: StaticUsers;
   accounts: Accounts;

@@ -87,7 +87,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
       state: randomBytes(24).toString('base64url'),
       nonce: randomBytes(24).toString('base64url'),
       codeVerifier: randomBytes(48).toString('base64url'),
-      redirectURI: `${d.publicURL}/callback/${connector.id}`,
+      redirectURI: d.redirectURI(connector.id),
     };
     let url: URL;
     try {
