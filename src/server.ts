@@ -27,6 +27,10 @@ import { mountWebRoutes } from './http/web/routes.js';
 import { mountTokenApi } from './http/api/tokens.js';
 import { Sessions } from './http/web/session.js';
 import { durationToSeconds } from './config/duration.js';
+import { Metrics } from './observability/metrics.js';
+import { instrumentConnector } from './observability/instrument-connector.js';
+import { AuthLimiter } from './security/auth-limiter.js';
+import { randomBytes, hkdfSync } from 'node:crypto';
 
 export interface StartOptions {
   /** Use this store instead of the configured one (tests share one across servers). */
@@ -101,11 +105,37 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const access = new ContinuousAccess(accounts, connectors, config.users, ca, log);
   const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens)]);
 
-  const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
+  const metrics = new Metrics(() => pats.countActive());
+  const limits = raw.limits;
+  // Replicas must agree on the fingerprint of a failed secret, so derive it from the shared key.
+  const fingerprintKey = raw.secrets.encryptionKey ? Buffer.from(hkdfSync('sha256', raw.secrets.encryptionKey, Buffer.alloc(0), 'berth auth-failure fingerprint', 32)) : randomBytes(32);
+  const limiter = new AuthLimiter(
+    store,
+    store instanceof RedisStore ? store.rawClient : null,
+    { failuresPerAccount: limits.failuresPerAccount, failuresPerIP: limits.failuresPerIP, windowSeconds: durationToSeconds(limits.window), lockoutSeconds: durationToSeconds(limits.lockout) },
+    fingerprintKey,
+  );
+
+  const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader, onStoreError: () => metrics.storeErrors.inc() });
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
 
   const tokenPath = config.token.path;
-  const handle = tokenEndpoint({ services: config.token.services, credentials, acl: config.acl, signer, refreshTokens, realm: config.token.issuer, log });
+  const handle = tokenEndpoint({
+    services: config.token.services,
+    credentials,
+    acl: config.acl,
+    signer,
+    refreshTokens,
+    realm: config.token.issuer,
+    limiter,
+    log,
+    onOutcome: (o) => {
+      metrics.tokenRequests.inc({ outcome: o.outcome, kind: o.grant === 'refresh_token' ? 'refresh' : o.kind });
+      metrics.tokenDuration.observe({ outcome: o.outcome }, o.seconds);
+      if (o.outcome === 'unavailable') metrics.storeErrors.inc();
+      if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
+    },
+  });
   for (const p of [tokenPath, `${tokenPath}/token`]) {
     router.get(p, handle);
     router.post(p, handle);
@@ -114,6 +144,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   router.get('/.well-known/jwks.json', (ctx) => {
     ctx.set('Cache-Control', 'public, max-age=300');
     ctx.body = jwks;
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
   });
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -143,6 +177,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     pats,
     sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), (config.server.publicURL ?? '').startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
+    limiter,
+    metrics,
     log,
   };
   mountWebRoutes(router, webDeps);
@@ -166,7 +202,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     publicURL = url;
     if (raw.connectors.length) log.warn({ publicURL }, 'server.publicURL not set: using the listening address for OAuth redirect URLs');
   }
-  for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(opts.fetch ? { fetch: opts.fetch } : {}) })) connectors.set(id, c);
+  for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(opts.fetch ? { fetch: opts.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
   log.info({ url, tokenPath }, 'berth listening');
   return {
     url,

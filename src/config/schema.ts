@@ -104,6 +104,14 @@ export const secretsSchema = z.strictObject({
   encryptionKey: z.string().min(32).optional(),
 });
 
+export const limitsSchema = z.strictObject({
+  /** Failed authentications per account within `window` before it is locked out for `lockout`. */
+  failuresPerAccount: z.number().int().positive().default(10),
+  failuresPerIP: z.number().int().positive().default(100),
+  window: durationSeconds.default('15m'),
+  lockout: durationSeconds.default('15m'),
+});
+
 export const configSchema = z.strictObject({
   server: serverSchema.prefault({}),
   token: tokenSchema.prefault({}),
@@ -116,6 +124,7 @@ export const configSchema = z.strictObject({
   web: webSchema.prefault({}),
   continuousAccess: continuousAccessSchema.prefault({}),
   secrets: secretsSchema.prefault({}),
+  limits: limitsSchema.prefault({}),
   demo: z.boolean().default(false),
 });
 

@@ -412,6 +412,7 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
     });
   });
 
+  let closing: Promise<void> | undefined;
   const requireUser = (username: string) => {
     const user = users.get(username);
     if (!user) throw new Error(`dev provider: no user ${username}`);
@@ -438,9 +439,9 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
       if (roles.clientRoles) user.clientRoles = structuredClone(roles.clientRoles);
     },
     close: () =>
-      new Promise<void>((resolve) => {
+      (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      })),
   };
 }

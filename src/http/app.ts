@@ -1,12 +1,16 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
-import { HttpError, sendError } from './errors.js';
+import { HttpError, sendError, unavailable } from './errors.js';
+import { StoreUnavailableError } from '../store/store.js';
+
+const MAX_QUERY_LENGTH = 8192;
 
 export interface AppOptions {
   log: Logger;
   trustProxy: boolean;
   realIPHeader?: string | undefined;
+  onStoreError?: () => void;
 }
 
 /**
@@ -18,10 +22,16 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
   app.silent = true;
   app.use(async (ctx, next) => {
     try {
+      if (ctx.querystring.length > MAX_QUERY_LENGTH) throw new HttpError(414, 'INVALID_REQUEST', `query string longer than ${MAX_QUERY_LENGTH} bytes`);
       await next();
     } catch (e) {
       const err = e as { status?: number; expose?: boolean; message?: string };
       if (e instanceof HttpError) return sendError(ctx, e);
+      if (e instanceof StoreUnavailableError) {
+        opts.onStoreError?.();
+        opts.log.warn({ path: ctx.path, err: e.message }, 'store unavailable');
+        return sendError(ctx, unavailable());
+      }
       if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
         const code = err.status === 413 ? 'TOO_LARGE' : err.status === 415 ? 'UNSUPPORTED' : 'INVALID_REQUEST';
         return sendError(ctx, new HttpError(err.status, code, err.expose && err.message ? err.message : 'invalid request'));

@@ -24,6 +24,11 @@ export class Credentials {
     private readonly verifiers: readonly CredentialVerifier[] = [],
   ) {}
 
+  /** True when the password would go to the static (bcrypt) users: worth a lockout check first. */
+  isStaticPassword(password: string): boolean {
+    return !this.verifiers.some((v) => v.accepts(password));
+  }
+
   /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */
   async password(username: string, password: string, clientIp: string): Promise<Principal> {
     for (const v of this.verifiers) if (v.accepts(password)) return v.verify(username, password, clientIp);

@@ -47,6 +47,11 @@ export class RedisStore implements Store {
     return opts.url ? new Redis(opts.url, base) : new Redis(base);
   }
 
+  /** The ioredis client, for libraries that speak Redis themselves (rate-limiter-flexible). */
+  get rawClient(): Client {
+    return this.client;
+  }
+
   /** Connects; rejects when Redis is not reachable (the caller decides whether to start anyway). */
   async open(): Promise<void> {
     this.client.on('error', () => {

@@ -38,6 +38,7 @@ const K = {
   byHash: (hash: string) => `pat:${hash}`,
   hashById: (id: string) => `pat-id:${id}`,
   ofOwner: (owner: string) => `pats-of:${owner}`,
+  all: 'pats-all',
   used: (id: string) => `pat-used:${id}`,
 };
 
@@ -82,6 +83,7 @@ export class Pats {
     await this.store.set(K.byHash(hash), JSON.stringify(record), ttl);
     await this.store.set(K.hashById(record.id), hash, ttl);
     await this.store.sadd(K.ofOwner(input.owner), record.id);
+    await this.store.sadd(K.all, record.id);
     return { secret, record };
   }
 
@@ -126,6 +128,19 @@ export class Pats {
     return out.sort((a, b) => b.createdAt - a.createdAt);
   }
 
+  /** Live PATs across all users (for the metrics gauge); prunes ids of expired ones. */
+  async countActive(): Promise<number> {
+    const ids = await this.store.smembers(K.all);
+    if (ids.length === 0) return 0;
+    const hashes = await this.store.mget(ids.map(K.hashById));
+    let n = 0;
+    for (const [i, h] of hashes.entries()) {
+      if (h) n++;
+      else await this.store.srem(K.all, ids[i]!);
+    }
+    return n;
+  }
+
   /** Revokes one of owner's tokens; false when there is no such live token. */
   async revoke(owner: string, id: string): Promise<boolean> {
     const hash = await this.store.get(K.hashById(id));
@@ -137,6 +152,7 @@ export class Pats {
     await this.store.del(K.hashById(id));
     await this.store.del(K.used(id));
     await this.store.srem(K.ofOwner(owner), id);
+    await this.store.srem(K.all, id);
     await this.refreshTokens.revokeForCredential(id);
     await this.store.publish(PAT_REVOKED_CHANNEL, id);
     return true;

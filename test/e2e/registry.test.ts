@@ -103,8 +103,13 @@ describe('Berth as the token service of a real registry (skopeo)', { timeout: 60
     expect(berth.certificatePath).toBeTruthy();
     registry = await startRegistry({ realm: realm(), service: SERVICE, issuer: ISSUER, rootCertBundlePath: berth.certificatePath! });
     seed = image();
-    await expectCopyOk(`oci:${seed.dir}`, `${ref('hello-world')}:latest`, users.admin);
-    await expectCopyOk(`oci:${seed.dir}`, `${ref('private/base')}:latest`, users.admin);
+    try {
+      await expectCopyOk(`oci:${seed.dir}`, `${ref('hello-world')}:latest`, users.admin);
+      await expectCopyOk(`oci:${seed.dir}`, `${ref('private/base')}:latest`, users.admin);
+    } catch (e) {
+      console.error(`--- registry log (last 20000 chars) ---\n${registry.log().slice(-20_000)}`);
+      throw e;
+    }
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis.js';
 import { StoreUnavailableError, type Store } from '../../src/store/store.js';
@@ -20,10 +20,13 @@ function storeContract(name: string, open: () => Promise<Pair>) {
     // Fresh key names per test so tests never see each other's data.
     const k = (label: string) => `${label}:${++n}`;
 
-    it('opens', async () => {
+    beforeAll(async () => {
       pair = await open();
-      await pair.a.ping();
-      await pair.b.ping();
+    });
+
+    it('answers ping on both handles', async () => {
+      await expect(pair.a.ping()).resolves.toBeUndefined();
+      await expect(pair.b.ping()).resolves.toBeUndefined();
     });
 
     afterAll(async () => {

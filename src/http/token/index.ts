@@ -11,6 +11,7 @@ import { badRequest, HttpError, sendError, unavailable } from '../errors.js';
 import { parseTokenRequest, type TokenRequest } from './request.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
+import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
@@ -26,12 +27,13 @@ export interface TokenEndpointDeps {
   signer: RegistryTokenSigner;
   refreshTokens: RefreshTokens;
   realm: string;
+  limiter: AuthLimiter;
   log: Logger;
   onOutcome?: (o: TokenOutcome) => void;
 }
 
 export interface TokenOutcome {
-  outcome: 'granted' | 'partial' | 'denied' | 'bad_request' | 'unauthorized' | 'unavailable';
+  outcome: 'granted' | 'partial' | 'denied' | 'bad_request' | 'unauthorized' | 'unavailable' | 'rate_limited';
   kind: Principal['kind'] | 'unknown';
   grant: TokenRequest['grantType'] | 'unknown';
   seconds: number;
@@ -44,6 +46,28 @@ function checkService(req: TokenRequest, services: ReadonlySet<string> | null): 
 
 export function tokenEndpoint(deps: TokenEndpointDeps) {
   const challenge = `Basic realm=${JSON.stringify(deps.realm)}`;
+
+  /**
+   * Lockouts are checked before a bcrypt password is tried (no CPU for a locked account), and
+   * alongside the lookup for high-entropy tokens (no added latency on the hot path).
+   */
+  async function authenticateWithLimits(req: TokenRequest, ip: string): Promise<Principal> {
+    if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
+    const who = req.grantType === 'password' ? req.username : '';
+    const secret = req.grantType === 'password' ? req.password : req.refreshToken;
+    try {
+      if (req.grantType === 'password' && deps.credentials.isStaticPassword(req.password)) {
+        await deps.limiter.check(who, ip);
+        return await authenticate(req, deps.credentials, ip);
+      }
+      const [, p] = await Promise.all([deps.limiter.check(who, ip), authenticate(req, deps.credentials, ip)]);
+      return p;
+    } catch (e) {
+      if (e instanceof AuthenticationError) await deps.limiter.failure(who, secret, ip);
+      throw e;
+    }
+  }
+
   return async function handleTokenRequest(ctx: Context): Promise<void> {
     const started = process.hrtime.bigint();
     let req: TokenRequest | undefined;
@@ -53,7 +77,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     try {
       req = parseTokenRequest(ctx);
       checkService(req, deps.services);
-      principal = await authenticate(req, deps.credentials, ctx.ip);
+      principal = await authenticateWithLimits(req, ctx.ip);
       const { decisions, access } = authorize(req, principal, deps.acl, ctx.ip);
       const signed = deps.signer.sign({ sub: principal.account, aud: req.service, access });
       const issuedAt = new Date(signed.issuedAt * 1000).toISOString();
@@ -98,6 +122,11 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
         report('unauthorized');
         deps.log.info({ audit: 'token', outcome: 'unauthorized', user: req?.username, grant: req?.grantType, ip: ctx.ip, reason: e.message }, 'authentication failed');
         return sendError(ctx, new HttpError(401, 'UNAUTHORIZED', e.message, { 'WWW-Authenticate': challenge }));
+      }
+      if (e instanceof RateLimitedError) {
+        report('rate_limited');
+        deps.log.warn({ audit: 'token', outcome: 'rate_limited', user: req?.username, ip: ctx.ip }, 'locked out after repeated failures');
+        return sendError(ctx, new HttpError(429, 'TOOMANYREQUESTS', e.message, { 'Retry-After': String(e.retryAfterSeconds) }));
       }
       if (e instanceof StoreUnavailableError) {
         report('unavailable');

@@ -28,10 +28,13 @@ function one(value: unknown, name: string): string | undefined {
   return value;
 }
 
-function many(value: unknown): string[] {
+function many(value: unknown, name: string): string[] {
   if (value === undefined) return [];
-  const list = Array.isArray(value) ? value : [value];
-  if (!list.every((v) => typeof v === 'string')) throw badRequest('parameter scope must be a string');
+  // A form parser turns a long run of repeated fields into an index-keyed object instead of an array.
+  const list = Array.isArray(value) ? value : value && typeof value === 'object' && Object.keys(value).every((k) => /^\d+$/.test(k)) ? Object.values(value) : [value];
+  // Counted before merging: identical repeats would otherwise slip past the scope limit.
+  if (list.length > MAX_SCOPES) throw badRequest(`too many ${name} parameters (at most ${MAX_SCOPES})`);
+  if (!list.every((v) => typeof v === 'string')) throw badRequest(`parameter ${name} must be a string`);
   return list as string[];
 }
 
@@ -64,7 +67,7 @@ export function parseTokenRequest(ctx: Context): TokenRequest {
     const clientId = one(f.client_id, 'client_id');
     if (!clientId) throw badRequest('missing client_id');
     const service = one(f.service, 'service') ?? '';
-    const scopes = scopesOf(many(f.scope));
+    const scopes = scopesOf(many(f.scope, 'scope'));
     const offline = one(f.access_type, 'access_type') === 'offline';
     if (grant === 'password') {
       const username = one(f.username, 'username');
@@ -83,7 +86,7 @@ export function parseTokenRequest(ctx: Context): TokenRequest {
 
   const q = ctx.query;
   const service = one(q.service, 'service') ?? '';
-  const scopes = scopesOf(many(q.scope));
+  const scopes = scopesOf(many(q.scope, 'scope'));
   const account = one(q.account, 'account');
   const offline = one(q.offline_token, 'offline_token') === 'true';
   const clientId = one(q.client_id, 'client_id') ?? '';

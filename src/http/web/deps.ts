@@ -5,6 +5,8 @@ import type { ContinuousAccess } from '../../identity/continuous-access.js';
 import type { StaticUsers } from '../../identity/static-users.js';
 import type { Pats } from '../../tokens/pats.js';
 import type { Sessions } from './session.js';
+import type { AuthLimiter } from '../../security/auth-limiter.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { PageEnv } from './pages.js';
 
 /** Everything the browser pages and the token API need, built once in src/server.ts. */
@@ -21,5 +23,7 @@ export interface WebDeps {
   pats: Pats;
   sessions: Sessions;
   recheckMinutes: number;
+  limiter: AuthLimiter;
+  metrics: Metrics;
   log: Logger;
 }

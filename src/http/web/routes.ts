@@ -11,6 +11,7 @@ import type { WebDeps } from './deps.js';
 import { errorPage, signInPage, tokensPage, type TokensPageInput } from './pages.js';
 import { Sessions, safeReturnTo, type SessionData } from './session.js';
 import { parseTokenInput } from './token-form.js';
+import { RateLimitedError } from '../../security/auth-limiter.js';
 
 function page(ctx: Context, status: number, body: string): void {
   ctx.status = status;
@@ -104,6 +105,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     const account = await d.accounts.recordLogin(identity);
     await d.sessions.create(ctx, account.key);
     d.log.info({ audit: 'login', outcome: 'success', connector: identity.connector, account: identity.username, groups: identity.groups, ip: ctx.ip }, 'signed in');
+    d.metrics.logins.inc({ connector: identity.connector, outcome: 'success' });
     ctx.redirect(returnTo);
   };
 
@@ -112,6 +114,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
     const refuse = (why: string) => {
       d.log.warn({ audit: 'login', outcome: 'refused', connector: ctx.params.id, ip: ctx.ip, reason: why }, 'sign-in refused');
+      d.metrics.logins.inc({ connector: connector?.id ?? 'unknown', outcome: 'refused' });
       page(ctx, 400, errorPage(d.env, 400, 'Sign-in failed', why));
     };
     if (!connector) return refuse('Unknown identity provider.');
@@ -137,11 +140,21 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     const password = typeof f.password === 'string' ? f.password : '';
     try {
       if (!username || !password || password.length > 1024) throw new AuthenticationError('invalid username or password');
-      const p = await d.staticUsers.authenticate(username, password);
+      await d.limiter.check(username, ctx.ip);
+      const p = await d.staticUsers.authenticate(username, password).catch(async (e: unknown) => {
+        if (e instanceof AuthenticationError) await d.limiter.failure(username, password, ctx.ip);
+        throw e;
+      });
       await finish(ctx, { connector: LOCAL_CONNECTOR, subject: username, username, groups: p.labels.groups ?? [], claims: { labels: p.labels } }, safeReturnTo(f.returnTo));
     } catch (e) {
+      if (e instanceof RateLimitedError) {
+        d.metrics.logins.inc({ connector: LOCAL_CONNECTOR, outcome: 'rate_limited' });
+        ctx.set('Retry-After', String(e.retryAfterSeconds));
+        return showSignIn(ctx, 429, `Too many failed attempts. Try again in ${Math.ceil(e.retryAfterSeconds / 60)} minute(s).`);
+      }
       if (!(e instanceof AuthenticationError)) throw e;
       d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: username, ip: ctx.ip }, 'local sign-in failed');
+      d.metrics.logins.inc({ connector: LOCAL_CONNECTOR, outcome: 'failure' });
       showSignIn(ctx, 401, 'Invalid username or password.');
     }
   });
