@@ -25,6 +25,7 @@ import { createConnectors } from './connectors/index.js';
 import type { CallbackConnector } from './connectors/connector.js';
 import { mountWebRoutes } from './http/web/routes.js';
 import { mountTokenApi } from './http/api/tokens.js';
+import { mountDeviceRoutes } from './http/device/routes.js';
 import { Sessions } from './http/web/session.js';
 import { durationToSeconds } from './config/duration.js';
 import { Metrics } from './observability/metrics.js';
@@ -183,6 +184,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   };
   mountWebRoutes(router, webDeps);
   mountTokenApi(router, webDeps);
+  mountDeviceRoutes(router, { web: webDeps, store, sealer });
   app.use(router.routes()).use(router.allowedMethods());
 
   const server = config.server.tls ? createHttpsServer({ key: config.server.tls.key, cert: config.server.tls.cert }, app.callback()) : createHttpServer(app.callback());

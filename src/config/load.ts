@@ -8,6 +8,7 @@ import { durationToSeconds } from './duration.js';
 import { ConfigError, formatPath } from './errors.js';
 import { interpolateSecrets } from './interpolate.js';
 import { configSchema, type RawConfig } from './schema.js';
+import { federationProblems } from '../federation/schema.js';
 
 export interface StaticUser {
   /** bcrypt hash, or null for the anonymous user `''`. */
@@ -173,6 +174,7 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
     if (ids.has(c.id)) problems.push(`connectors[${i}].id: duplicate id ${c.id}`);
     ids.add(c.id);
   });
+  problems.push(...federationProblems(section(interpolated, 'federation') ?? []));
 
   if (problems.length || !parsed.success) throw new ConfigError(problems.length ? problems : ['(root): invalid configuration']);
   const raw = parsed.data;

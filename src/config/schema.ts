@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { connectorSchema } from '../connectors/schema.js';
+import { federationPolicySchema } from '../federation/schema.js';
 
 // Strict objects everywhere: docker_auth silently ignores unknown keys, which turns a typo in an ACL
 // match into "grant everything". Berth refuses to start instead.
@@ -120,6 +121,7 @@ export const configSchema = z.strictObject({
   store: storeSchema.prefault({}),
   log: logSchema.prefault({}),
   connectors: z.array(connectorSchema).default([]),
+  federation: z.array(federationPolicySchema).default([]),
   pats: patsSchema.prefault({}),
   web: webSchema.prefault({}),
   continuousAccess: continuousAccessSchema.prefault({}),

@@ -41,7 +41,7 @@ export class AuthLimiter {
   }
 
   private static retryAfter(res: RateLimiterRes | null, points: number): number {
-    if (!res || res.consumedPoints <= points) return 0;
+    if (!res || res.consumedPoints < points) return 0;
     return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
   }
 
@@ -64,8 +64,12 @@ export class AuthLimiter {
     try {
       const fp = createHmac('sha256', this.fingerprintKey).update(account).update('\0').update(secret).update('\0').update(ip).digest('base64url');
       if (!(await this.store.setIfAbsent(`authfail-seen:${fp}`, '1', 10))) return;
-      const consume = (l: RateLimiterAbstract, key: string) => l.consume(key).catch((r: unknown) => (r instanceof RateLimiterRes ? r : Promise.reject(r)));
-      await Promise.all([account ? consume(this.byAccount, account) : null, consume(this.byIp, ip)]);
+      // The N-th failure starts the lockout (the library's own block would wait for N+1).
+      const consume = async (l: RateLimiterAbstract, key: string, points: number) => {
+        const r = await l.consume(key).catch((x: unknown) => (x instanceof RateLimiterRes ? x : Promise.reject(x)));
+        if (r.consumedPoints === points) await l.block(key, this.opts.lockoutSeconds);
+      };
+      await Promise.all([account ? consume(this.byAccount, account, this.opts.failuresPerAccount) : null, consume(this.byIp, ip, this.opts.failuresPerIP)]);
     } catch {
       // The store is down: nothing to count into; the request itself already failed.
     }
