@@ -135,6 +135,7 @@ describe('browser sign-in → PAT → docker registry', () => {
     const again = await copy(`docker://${registry.host}/team-a/app:v1`, `oci:${mkdtempSync(join(dir, 'pull-'))}:v1`, creds);
     expect(again.code).not.toBe(0);
     await context.close();
+    rmSync(image.dir, { recursive: true, force: true });
   });
 
   it('continuous access: losing a group at the provider removes access after the TTL; disabling ends it', async () => {

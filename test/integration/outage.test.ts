@@ -1,0 +1,124 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hash } from '@node-rs/bcrypt';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import { freePort } from '../helpers/redis.js';
+import { basic, WebClient } from '../helpers/web-client.js';
+
+// A Redis of the test's own (so it can be paused and killed) with AOF on, so that a restart keeps
+// what was stored: Berth must answer 503 fast while it is gone, keep serving static users, and
+// recover by itself without losing anything.
+
+let dir: string;
+let port: number;
+let redis: ChildProcess | null = null;
+let berth: RunningServer;
+let pat: string;
+
+async function startRedis(): Promise<void> {
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+  for (let i = 0; i < 50; i++) {
+    const c = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.ping();
+      c.disconnect();
+      return;
+    } catch {
+      c.disconnect();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error('redis-server did not start');
+}
+
+async function stopRedis(): Promise<void> {
+  const r = redis;
+  if (!r || r.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    r.once('exit', () => resolve());
+    r.kill('SIGKILL');
+  });
+}
+
+const token = (user: string, pw: string) => fetch(`${berth.url}/auth?service=registry&scope=repository:team/app:pull`, { headers: { authorization: basic(user, pw) } });
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'berth-outage-'));
+  port = await freePort();
+  await startRedis();
+  const config = await loadConfigText(
+    `
+token: { issuer: outage, services: [registry], generatedKeyDir: keys }
+store: { type: redis, redis: { url: "redis://127.0.0.1:${port}", keyPrefix: "outage:" } }
+users:
+  ops: { password: "${await hash('ops-pw', 4)}" }
+acl:
+  - { match: { account: "/.+/" }, actions: [pull] }
+`,
+    dir,
+  );
+  berth = await startServer(config, { port: 0, host: '127.0.0.1', log: createLogger('silent') });
+  const web = new WebClient(berth.url);
+  expect((await web.signInLocal('ops', 'ops-pw')).status).toBe(200);
+  pat = await web.createPat('outage');
+  expect((await token('ops', pat)).status).toBe(200);
+});
+
+afterAll(async () => {
+  if (redis?.exitCode === null) redis.kill('SIGCONT');
+  await berth?.close();
+  await stopRedis();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Redis outage', () => {
+  it('answers 503 with the registry error JSON within a second while Redis hangs, and serves static users', async () => {
+    redis!.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const res = await token('ops', pat);
+      const took = Date.now() - started;
+      expect(res.status).toBe(503);
+      expect(took).toBeLessThan(1000);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('UNAVAILABLE');
+
+      const s = await token('ops', 'ops-pw');
+      expect(s.status).toBe(200);
+      const ready = await fetch(`${berth.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { checks: { store: string } }).checks.store).toBe('unreachable');
+    } finally {
+      redis!.kill('SIGCONT');
+    }
+    expect(await until(async () => (await token('ops', pat)).status === 200, 5000)).toBe(true);
+  });
+
+  it('recovers without a restart after Redis is killed and comes back, with nothing lost', async () => {
+    await stopRedis();
+    const down = await token('ops', pat);
+    expect(down.status).toBe(503);
+    expect((await token('ops', 'ops-pw')).status).toBe(200);
+    await startRedis();
+    expect(await until(async () => (await token('ops', pat)).status === 200, 10_000)).toBe(true);
+    const ready = await fetch(`${berth.url}/readyz`);
+    expect(ready.status).toBe(200);
+  });
+});
