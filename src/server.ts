@@ -20,6 +20,7 @@ import { Pats } from './tokens/pats.js';
 import { Accounts } from './identity/accounts.js';
 import { ContinuousAccess } from './identity/continuous-access.js';
 import { PatVerifier } from './identity/pat-verifier.js';
+import { FederationVerifier } from './federation/verifier.js';
 import { Sealer } from './util/sealed.js';
 import { createConnectors } from './connectors/index.js';
 import type { CallbackConnector } from './connectors/connector.js';
@@ -31,6 +32,11 @@ import { durationToSeconds } from './config/duration.js';
 import { Metrics } from './observability/metrics.js';
 import { instrumentConnector } from './observability/instrument-connector.js';
 import { AuthLimiter } from './security/auth-limiter.js';
+import { Robots, robotName } from './robots/robots.js';
+import { RobotVerifier } from './robots/verifier.js';
+import { mountRobotApi } from './http/api/robots.js';
+import { mountRobotPages } from './http/web/robots-page.js';
+import { labelsOf, type AccountRecord } from './identity/accounts.js';
 import { randomBytes, hkdfSync } from 'node:crypto';
 
 export interface StartOptions {
@@ -56,6 +62,7 @@ export interface RunningServer {
   publicURL: string;
   pats: Pats;
   accounts: Accounts;
+  robots: Robots;
   connectors: Map<string, CallbackConnector>;
   close(): Promise<void>;
 }
@@ -104,7 +111,20 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const connectors = new Map<string, CallbackConnector>();
   const ca = { ttlSeconds: durationToSeconds(raw.continuousAccess.ttl), graceSeconds: durationToSeconds(raw.continuousAccess.grace) };
   const access = new ContinuousAccess(accounts, connectors, config.users, ca, log);
-  const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens)]);
+  const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log });
+  const robots = new Robots(
+    store,
+    raw.robots.map((r) => ({
+      name: robotName(r.name),
+      description: r.description,
+      restriction: { repositories: r.repositories, actions: r.actions },
+      expiresAt: r.expires ? Date.parse(r.expires) : null,
+      secretHash: r.secretSHA256,
+    })),
+    (name) => refreshTokens.revokeForCredential(name),
+  );
+  const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens), new RobotVerifier(robots), federation]);
+  const isAdmin = (a: AccountRecord) => raw.admin.accounts.includes(a.identity.username) || (labelsOf(a.identity).groups ?? []).some((g) => raw.admin.groups.includes(g));
 
   const metrics = new Metrics(() => pats.countActive());
   const limits = raw.limits;
@@ -121,11 +141,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
 
   const tokenPath = config.token.path;
-  const handle = tokenEndpoint({
+  // Scoped per request so that a federation policy's maxTokenTTL reaches the signer.
+  const handle = federation.lifetimes.scope(tokenEndpoint({
     services: config.token.services,
     credentials,
     acl: config.acl,
-    signer,
+    signer: federation.lifetimes.capped(signer),
     refreshTokens,
     realm: config.token.issuer,
     limiter,
@@ -136,7 +157,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (o.outcome === 'unavailable') metrics.storeErrors.inc();
       if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
     },
-  });
+  }));
   for (const p of [tokenPath, `${tokenPath}/token`]) {
     router.get(p, handle);
     router.post(p, handle);
@@ -184,6 +205,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   };
   mountWebRoutes(router, webDeps);
   mountTokenApi(router, webDeps);
+  mountRobotApi(router, { web: webDeps, robots, isAdmin });
+  mountRobotPages(router, webDeps, robots, isAdmin);
   mountDeviceRoutes(router, { web: webDeps, store, sealer });
   app.use(router.routes()).use(router.allowedMethods());
 
@@ -217,6 +240,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     publicURL,
     pats,
     accounts,
+    robots,
     connectors,
     async close() {
       await new Promise<void>((resolve) => {

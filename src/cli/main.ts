@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
@@ -8,7 +8,7 @@ import { writeKeyPair, type KeygenAlg } from '../tokens/keygen.js';
 import { ScopeError } from '../policy/scope.js';
 import { parse, UsageError } from './args.js';
 import { explain } from './acl-explain.js';
-import { serve } from './serve.js';
+import { robotCommand, ROBOT_USAGE } from './robot.js';
 
 const USAGE = `usage: berth <command>
   serve [--config FILE] [--demo]        run the server (config also from BERTH_CONFIG)
@@ -17,7 +17,9 @@ const USAGE = `usage: berth <command>
   hash-password [--cost N]              bcrypt a password read from stdin (htpasswd -nB replacement)
   check-config FILE                     validate a config file; exit 1 with every problem
   acl explain --config FILE --account A [--label k=v]... [--service S] [--ip IP] SCOPE...
-                                        show which ACL rule decides each scope`;
+                                        show which ACL rule decides each scope
+  robot list|create|rotate|disable|enable|delete|secret ...
+                                        manage robot accounts through a running server (admins)`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -30,6 +32,9 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'serve': {
       const { values } = parse(rest, { config: { type: 'string', short: 'c' }, demo: { type: 'boolean' } });
+      // Loaded only here: the server stack takes most of a second to import, which every other
+      // command (hash-password, check-config, scripts calling them in loops) would pay for nothing.
+      const { serve } = await import('./serve.js');
       return serve({ configPath: values.config ?? process.env.BERTH_CONFIG, demo: values.demo ?? false });
     }
     case 'keygen': {
@@ -37,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
       if (!values.out) throw new UsageError('keygen needs --out DIR');
       const alg = (values.alg ?? 'ES256') as KeygenAlg;
       if (!['ES256', 'RS256', 'EdDSA'].includes(alg)) throw new UsageError('--alg must be ES256, RS256 or EdDSA');
+      // A key.pem that already exists keeps its mode when overwritten: tighten it before the new
+      // private key is written into it, not after.
+      const existing = join(resolve(values.out), 'key.pem');
+      if (existsSync(existing)) chmodSync(existing, 0o600);
       const { keyPath, certPath } = await writeKeyPair(resolve(values.out), alg);
       process.stdout.write(`wrote ${keyPath} (private, mode 600)\nwrote ${certPath} (give it to the registry as auth.token.rootcertbundle)\n`);
       if (alg === 'EdDSA') process.stderr.write('note: registry 2.x cannot verify EdDSA tokens; use ES256 or RS256 for it\n');
@@ -84,6 +93,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(explain(config, values.account, labels, positionals, values.service ?? '', values.ip) + '\n');
       return 0;
     }
+    case 'robot':
+      if (rest.length === 0) throw new UsageError(ROBOT_USAGE);
+      return robotCommand(rest, (t) => process.stdout.write(t));
     case 'version':
     case '--version':
       process.stdout.write(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version + '\n');

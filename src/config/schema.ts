@@ -113,6 +113,24 @@ export const limitsSchema = z.strictObject({
   lockout: durationSeconds.default('15m'),
 });
 
+export const adminSchema = z.strictObject({
+  /** Members of any of these groups administer robots. */
+  groups: z.array(z.string()).default([]),
+  /** These accounts (usernames) too. */
+  accounts: z.array(z.string()).default([]),
+});
+
+export const robotSchema = z.strictObject({
+  name: z.string().regex(/^(robot:)?[a-z0-9][a-z0-9._-]{0,62}$/, 'robot:NAME with lowercase letters, digits, ".", "_", "-"'),
+  description: z.string().default(''),
+  repositories: z.array(z.string().min(1)).min(1),
+  actions: z.array(z.enum(['pull', 'push', 'delete', '*'])).min(1),
+  /** ISO 8601 date or date-time after which the robot stops working. */
+  expires: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date').optional(),
+  /** SHA-256 (hex) of the robot's secret, e.g. from `berth robot secret`; keep it in an env var or file. */
+  secretSHA256: z.string().regex(/^[0-9a-f]{64}$/, '64 hex characters (sha256 of the secret)'),
+});
+
 export const configSchema = z.strictObject({
   server: serverSchema.prefault({}),
   token: tokenSchema.prefault({}),
@@ -127,6 +145,8 @@ export const configSchema = z.strictObject({
   continuousAccess: continuousAccessSchema.prefault({}),
   secrets: secretsSchema.prefault({}),
   limits: limitsSchema.prefault({}),
+  admin: adminSchema.prefault({}),
+  robots: z.array(robotSchema).default([]),
   demo: z.boolean().default(false),
 });
 

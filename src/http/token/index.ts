@@ -116,6 +116,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     } catch (e) {
       if (e instanceof HttpError) {
         report(e.status === 503 ? 'unavailable' : 'bad_request');
+        deps.log.info({ audit: 'token', outcome: 'bad_request', ip: ctx.ip, reason: e.message }, 'token request refused');
         return sendError(ctx, e);
       }
       if (e instanceof AuthenticationError) {

@@ -46,7 +46,14 @@ export function parseBasic(header: string | undefined): { username: string; pass
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw badRequest('malformed Basic credentials: expected user:password');
-  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  const username = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  // Basic credentials split at the first colon, but robot accounts are named `robot:NAME`. A robot's
+  // short name and secret never contain a colon, so `robot:NAME:SECRET` is read unambiguously (and
+  // the user name `robot` on its own is reserved).
+  const second = password.indexOf(':');
+  if (username === 'robot' && second > 0) return { username: `robot:${password.slice(0, second)}`, password: password.slice(second + 1) };
+  return { username, password };
 }
 
 function scopesOf(params: string[]): Scope[] {
@@ -93,7 +100,9 @@ export function parseTokenRequest(ctx: Context): TokenRequest {
   const auth = ctx.get('authorization');
   if (auth.length > MAX_CREDENTIAL_LENGTH) throw badRequest('Authorization header too long');
   const basic = parseBasic(auth || undefined);
-  if (basic && account !== undefined && account !== '' && account !== basic.username) throw badRequest('account parameter does not match the user name in the Authorization header');
+  // Clients that split `robot:NAME:SECRET` at the first colon themselves send account=robot.
+  const sameAccount = (a: string, user: string) => a === user || (a === 'robot' && user.startsWith('robot:'));
+  if (basic && account !== undefined && account !== '' && !sameAccount(account, basic.username)) throw badRequest('account parameter does not match the user name in the Authorization header');
   if (!basic) return { method: 'GET', grantType: 'none', username: '', password: '', refreshToken: '', service, scopes, offline, clientId };
   return { method: 'GET', grantType: 'password', username: basic.username, password: basic.password, refreshToken: '', service, scopes, offline, clientId };
 }

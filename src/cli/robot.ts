@@ -1,0 +1,83 @@
+import { mintSecret } from '../tokens/secret-format.js';
+import { ROBOT_PREFIX } from '../robots/robots.js';
+import { sha256Hex } from '../util/secret.js';
+import { parse, UsageError } from './args.js';
+
+export const ROBOT_USAGE = `usage: berth robot <command> [--server URL] [--token PAT]   (or BERTH_URL, BERTH_TOKEN)
+  list
+  create NAME --repo PATTERN... --action pull|push|delete... [--description TEXT] [--expires-in-days N]
+  rotate NAME | disable NAME | enable NAME | delete NAME
+  secret                                 print a new secret and its sha256, for robots declared in config`;
+
+/** `berth robot …`: talks to a running Berth's /api/v1/robots with an admin's PAT. */
+export async function robotCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'secret') {
+    const secret = mintSecret(ROBOT_PREFIX);
+    out(`secret:       ${secret}\nsecretSHA256: ${sha256Hex(secret)}\n(put the hash in the robot's config entry; hand the secret to the automation; it is not stored anywhere)\n`);
+    return 0;
+  }
+  const { values, positionals } = parse(rest, {
+    server: { type: 'string' },
+    token: { type: 'string' },
+    repo: { type: 'string', multiple: true },
+    action: { type: 'string', multiple: true },
+    description: { type: 'string' },
+    'expires-in-days': { type: 'string' },
+  });
+  const server = (values.server ?? process.env.BERTH_URL ?? '').replace(/\/$/, '');
+  const token = values.token ?? process.env.BERTH_TOKEN ?? '';
+  if (!sub || !['list', 'create', 'rotate', 'disable', 'enable', 'delete'].includes(sub)) throw new UsageError(ROBOT_USAGE);
+  if (!server) throw new UsageError('which Berth? --server URL or BERTH_URL');
+  if (!token) throw new UsageError('an administrator\'s personal access token is needed: --token or BERTH_TOKEN');
+  const name = positionals[0];
+  if (sub !== 'list' && !name) throw new UsageError(`robot ${sub} needs a NAME`);
+  const call = async (method: string, path: string, body?: unknown) => {
+    let res: Response;
+    try {
+      res = await fetch(`${server}/api/v1/robots${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (e) {
+      throw new UsageError(`cannot reach ${server}: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    if (!res.ok) {
+      const msg = (json.errors as { message: string }[] | undefined)?.[0]?.message ?? res.statusText;
+      throw new UsageError(`${res.status}: ${msg}`);
+    }
+    return json;
+  };
+  const enc = encodeURIComponent(name ?? '');
+  switch (sub) {
+    case 'list': {
+      const { robots } = (await call('GET', '')) as { robots: Record<string, unknown>[] };
+      for (const r of robots) out(`${r.name}\t${(r.actions as string[]).join(',')} on ${(r.repositories as string[]).join(' ')}\t${r.disabled ? 'disabled' : 'enabled'}\texpires ${r.expiresAt ?? 'never'}\tlast used ${r.lastUsedAt ?? 'never'}\n`);
+      return 0;
+    }
+    case 'create': {
+      if (!values.repo?.length || !values.action?.length) throw new UsageError('robot create needs --repo PATTERN and --action ACTION (each may repeat)');
+      const r = await call('POST', '', { name, repositories: values.repo, actions: values.action, description: values.description ?? '', ...(values['expires-in-days'] ? { expiresInDays: Number(values['expires-in-days']) } : {}) });
+      out(`created ${r.name}\nsecret (shown once): ${r.secret}\nuse: docker login -u ${r.name} --password-stdin <<< "$SECRET"\n`);
+      return 0;
+    }
+    case 'rotate': {
+      const r = await call('POST', `/${enc}/rotate`);
+      out(`rotated ${r.name}; the old secret no longer works\nnew secret (shown once): ${r.secret}\n`);
+      return 0;
+    }
+    case 'disable':
+    case 'enable':
+      await call('POST', `/${enc}/${sub}`);
+      out(`${sub}d ${name}\n`);
+      return 0;
+    case 'delete':
+      await call('DELETE', `/${enc}`);
+      out(`deleted ${name}\n`);
+      return 0;
+  }
+  return 2;
+}

@@ -1,0 +1,131 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { AccountRecord } from '../../identity/accounts.js';
+import { robotName, RobotError, type RobotRecord, type RobotUsage, type Robots } from '../../robots/robots.js';
+import { HttpError } from '../errors.js';
+import type { WebDeps } from '../web/deps.js';
+import { apiCaller, jsonBody } from './caller.js';
+
+export interface RobotApiDeps {
+  web: WebDeps;
+  robots: Robots;
+  isAdmin(account: AccountRecord): boolean;
+}
+
+export function robotView(r: RobotRecord & { lastUsed?: RobotUsage }) {
+  return {
+    name: r.name,
+    owner: r.owner,
+    description: r.description,
+    repositories: r.restriction.repositories,
+    actions: r.restriction.actions,
+    createdAt: r.createdAt ? new Date(r.createdAt).toISOString() : null,
+    expiresAt: r.expiresAt ? new Date(r.expiresAt).toISOString() : null,
+    disabled: r.disabled,
+    source: r.source,
+    lastUsedAt: r.lastUsed ? new Date(r.lastUsed.at).toISOString() : null,
+    lastUsedFrom: r.lastUsed?.from ?? null,
+  };
+}
+
+function strings(v: unknown, what: string): string[] {
+  const list = Array.isArray(v) ? v : typeof v === 'string' ? v.split(/[\s,]+/) : [];
+  if (!list.every((x) => typeof x === 'string')) throw new HttpError(400, 'INVALID_REQUEST', `${what} must be strings`);
+  return (list as string[]).filter(Boolean);
+}
+
+/** Parses create input shared by the JSON API and the admin page. */
+export function robotInput(body: Record<string, unknown>) {
+  const name = typeof body.name === 'string' ? body.name : '';
+  let expiresAt: number | null = null;
+  if (body.expiresInDays !== undefined && body.expiresInDays !== '') {
+    const n = Number(body.expiresInDays);
+    if (!Number.isInteger(n) || n <= 0 || n > 3650) throw new HttpError(400, 'INVALID_REQUEST', 'expiresInDays must be a whole number from 1 to 3650');
+    expiresAt = Date.now() + n * 86_400_000;
+  }
+  return {
+    name,
+    description: typeof body.description === 'string' ? body.description : '',
+    restriction: { repositories: strings(body.repositories, 'repositories'), actions: strings(body.actions, 'actions') },
+    expiresAt,
+  };
+}
+
+/**
+ * `/api/v1/robots`, for admins only (config `admin.groups` / `admin.accounts`): create, list,
+ * rotate, disable/enable, delete. Secrets are returned once, by create and rotate.
+ */
+export function mountRobotApi(router: Router, d: RobotApiDeps): void {
+  const admin = async (ctx: Context): Promise<AccountRecord> => {
+    const c = await apiCaller(ctx, d.web);
+    if (c.pat?.restriction) throw new HttpError(403, 'DENIED', 'a restricted token cannot manage robots');
+    if (!d.isAdmin(c.account)) throw new HttpError(403, 'DENIED', 'only administrators manage robot accounts');
+    return c.account;
+  };
+  const guard = async (f: () => Promise<void>) => {
+    try {
+      await f();
+    } catch (e) {
+      if (e instanceof RobotError) throw new HttpError(e.status, e.status === 404 ? 'NOT_FOUND' : e.status === 409 ? 'CONFLICT' : 'INVALID_REQUEST', e.message);
+      throw e;
+    }
+  };
+  const audit = (event: string, who: AccountRecord, name: string) => d.web.log.info({ audit: event, account: who.identity.username, robot: name }, event);
+
+  router.get('/api/v1/robots', async (ctx) => {
+    await admin(ctx);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { robots: (await d.robots.list()).map(robotView) };
+  });
+
+  router.post('/api/v1/robots', async (ctx) => {
+    const who = await admin(ctx);
+    const input = robotInput(jsonBody(ctx, '{"name": "deploy-web", "repositories": ["apps/web"], "actions": ["pull", "push"], "expiresInDays": 90}'));
+    await guard(async () => {
+      const { secret, record } = await d.robots.create({ ...input, owner: who.identity.username });
+      audit('robot.create', who, record.name);
+      ctx.status = 201;
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { ...robotView(record), secret };
+    });
+  });
+
+  const named = (ctx: Context) => {
+    try {
+      return robotName(decodeURIComponent(ctx.params.name ?? ''));
+    } catch (e) {
+      throw new HttpError(400, 'INVALID_REQUEST', (e as Error).message);
+    }
+  };
+
+  router.post('/api/v1/robots/:name/rotate', async (ctx) => {
+    const who = await admin(ctx);
+    await guard(async () => {
+      const { secret, record } = await d.robots.rotate(named(ctx));
+      audit('robot.rotate', who, record.name);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { ...robotView(record), secret };
+    });
+  });
+
+  for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
+    router.post(`/api/v1/robots/:name/${verb}`, async (ctx) => {
+      const who = await admin(ctx);
+      await guard(async () => {
+        const record = await d.robots.setDisabled(named(ctx), disabled);
+        audit(`robot.${verb}`, who, record.name);
+        ctx.body = robotView(record);
+      });
+    });
+  }
+
+  router.delete('/api/v1/robots/:name', async (ctx) => {
+    const who = await admin(ctx);
+    await guard(async () => {
+      const name = named(ctx);
+      await d.robots.delete(name);
+      audit('robot.delete', who, name);
+      ctx.status = 204;
+    });
+  });
+}

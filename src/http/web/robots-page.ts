@@ -1,0 +1,111 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { AccountRecord } from '../../identity/accounts.js';
+import { RobotError, type RobotRecord, type Robots } from '../../robots/robots.js';
+import { HttpError } from '../errors.js';
+import { robotInput } from '../api/robots.js';
+import type { WebDeps } from './deps.js';
+import { html, layout } from './html.js';
+import { Sessions } from './session.js';
+
+const date = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(0, 10) : 'never');
+
+function render(d: WebDeps, account: AccountRecord, csrf: string, robots: RobotRecord[], msg: { created?: { name: string; secret: string }; error?: string; notice?: string }): string {
+  const action = (r: RobotRecord, verb: string, label: string, cls = 'secondary') =>
+    html`<form method="post" action="/robots/${encodeURIComponent(r.name)}/${verb}" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button class="${cls}" type="submit" aria-label="${label} ${r.name}">${label}</button></form>`;
+  return layout(
+    { title: 'Robot accounts', appTitle: d.env.appTitle, user: account.identity.username, csrf },
+    html`<h1>Robot accounts</h1><p><a href="/tokens">← your tokens</a></p>
+${msg.error ? html`<p class="error" role="alert">${msg.error}</p>` : ''}${msg.notice ? html`<p class="notice" role="status">${msg.notice}</p>` : ''}
+${
+  msg.created
+    ? html`<div class="card"><h2>Secret of ${msg.created.name}</h2><p class="notice">Shown once. Use it with <code>docker login -u ${msg.created.name}</code>.</p><pre id="robot-secret">${msg.created.secret}</pre></div>`
+    : ''
+}
+<div class="card"><h2>New robot</h2><form method="post" action="/robots"><input type="hidden" name="csrf" value="${csrf}">
+<label for="rname">Name</label><input id="rname" name="name" required placeholder="deploy-web">
+<label for="rdesc">Description</label><input id="rdesc" name="description">
+<label for="rrepos">Repositories (space-separated patterns)</label><input id="rrepos" name="repositories" required placeholder="apps/web">
+<label><input type="checkbox" name="actions" value="pull" style="width:auto" checked> pull</label>
+<label><input type="checkbox" name="actions" value="push" style="width:auto"> push</label>
+<label for="rexp">Expires after (days, empty = never)</label><input id="rexp" name="expiresInDays" inputmode="numeric">
+<button type="submit">Create robot</button></form></div>
+<div class="card"><h2>Robots</h2>${
+      robots.length === 0
+        ? html`<p class="muted">None yet.</p>`
+        : html`<table><thead><tr><th scope="col">Name</th><th scope="col">May</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>${robots.map(
+            (r) =>
+              html`<tr><td>${r.name}<br><span class="muted">${r.description}</span></td><td>${r.restriction.actions.join(',')} on ${r.restriction.repositories.join(' ')}</td><td>${date(r.expiresAt)}</td><td>${r.disabled ? 'disabled' : 'enabled'}${r.source === 'config' ? ' (config)' : ''}</td><td>${
+                r.source === 'config' ? '' : [action(r, 'rotate', 'Rotate'), r.disabled ? action(r, 'enable', 'Enable') : action(r, 'disable', 'Disable'), action(r, 'delete', 'Delete', 'danger')]
+              }</td></tr>`,
+          )}</tbody></table>`
+    }</div>`,
+  );
+}
+
+/** The admin page for robots; every action is a CSRF-checked form post. */
+export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAdmin: (a: AccountRecord) => boolean): void {
+  const guard = async (ctx: Context, post: boolean) => {
+    const session = await d.sessions.get(ctx);
+    const stored = session ? await d.accounts.get(session.accountKey) : null;
+    if (!session || !stored) {
+      ctx.redirect('/?returnTo=/robots');
+      return null;
+    }
+    const account = await d.access.current(stored);
+    if (!isAdmin(account)) throw new HttpError(403, 'DENIED', 'only administrators manage robot accounts');
+    const body = ((ctx.request as { body?: unknown }).body ?? {}) as Record<string, unknown>;
+    if (post && !Sessions.csrfValid(session, body.csrf)) throw new HttpError(403, 'CSRF', 'the form was missing its security token; reload the page');
+    return { account, csrf: session.csrf, body };
+  };
+  const show = async (ctx: Context, g: { account: AccountRecord; csrf: string }, msg: Parameters<typeof render>[4] = {}, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = render(d, g.account, g.csrf, await robots.list(), msg);
+  };
+  router.get('/robots', async (ctx) => {
+    const g = await guard(ctx, false);
+    if (g) await show(ctx, g);
+  });
+  router.post('/robots', async (ctx) => {
+    const g = await guard(ctx, true);
+    if (!g) return;
+    try {
+      const { secret, record } = await robots.create({ ...robotInput(g.body), owner: g.account.identity.username });
+      d.log.info({ audit: 'robot.create', account: g.account.identity.username, robot: record.name, via: 'web' }, 'robot created');
+      await show(ctx, g, { created: { name: record.name, secret } }, 201);
+    } catch (e) {
+      if (e instanceof RobotError || e instanceof HttpError) return show(ctx, g, { error: e.message }, 400);
+      throw e;
+    }
+  });
+  router.post('/robots/:name/:verb', async (ctx) => {
+    const g = await guard(ctx, true);
+    if (!g) return;
+    const name = ctx.params.name!;
+    try {
+      switch (ctx.params.verb) {
+        case 'rotate': {
+          const { secret } = await robots.rotate(name);
+          d.log.info({ audit: 'robot.rotate', account: g.account.identity.username, robot: name, via: 'web' }, 'robot rotated');
+          return show(ctx, g, { created: { name, secret } });
+        }
+        case 'disable':
+        case 'enable':
+          await robots.setDisabled(name, ctx.params.verb === 'disable');
+          break;
+        case 'delete':
+          await robots.delete(name);
+          break;
+        default:
+          throw new HttpError(404, 'NOT_FOUND', 'no such action');
+      }
+      d.log.info({ audit: `robot.${ctx.params.verb}`, account: g.account.identity.username, robot: name, via: 'web' }, `robot ${ctx.params.verb}`);
+      await show(ctx, g, { notice: `${name}: ${ctx.params.verb}d.` });
+    } catch (e) {
+      if (e instanceof RobotError) return show(ctx, g, { error: e.message }, e.status);
+      throw e;
+    }
+  });
+}
