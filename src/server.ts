@@ -141,12 +141,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
 
   const tokenPath = config.token.path;
-  // Scoped per request so that a federation policy's maxTokenTTL reaches the signer.
-  const handle = federation.lifetimes.scope(tokenEndpoint({
+  const handle = tokenEndpoint({
     services: config.token.services,
     credentials,
     acl: config.acl,
-    signer: federation.lifetimes.capped(signer),
+    signer,
     refreshTokens,
     realm: config.token.issuer,
     limiter,
@@ -157,7 +156,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (o.outcome === 'unavailable') metrics.storeErrors.inc();
       if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
     },
-  }));
+  });
   for (const p of [tokenPath, `${tokenPath}/token`]) {
     router.get(p, handle);
     router.post(p, handle);

@@ -3,8 +3,7 @@ import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
 import { ConfigError } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
-import { writeKeyPair, type KeygenAlg } from '../tokens/keygen.js';
+import type { KeygenAlg } from '../tokens/keygen.js';
 import { ScopeError } from '../policy/scope.js';
 import { parse, UsageError } from './args.js';
 import { explain } from './acl-explain.js';
@@ -20,6 +19,10 @@ const USAGE = `usage: berth <command>
                                         show which ACL rule decides each scope
   robot list|create|rotate|disable|enable|delete|secret ...
                                         manage robot accounts through a running server (admins)`;
+
+// Heavy modules are imported by the commands that need them, so that e.g. hash-password in a loop
+// does not pay for the x509 and schema libraries on every start.
+const loadConfig = async () => (await import('../config/load.js')).loadConfigFile;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -46,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       // private key is written into it, not after.
       const existing = join(resolve(values.out), 'key.pem');
       if (existsSync(existing)) chmodSync(existing, 0o600);
+      const { writeKeyPair } = await import('../tokens/keygen.js');
       const { keyPath, certPath } = await writeKeyPair(resolve(values.out), alg);
       process.stdout.write(`wrote ${keyPath} (private, mode 600)\nwrote ${certPath} (give it to the registry as auth.token.rootcertbundle)\n`);
       if (alg === 'EdDSA') process.stderr.write('note: registry 2.x cannot verify EdDSA tokens; use ES256 or RS256 for it\n');
@@ -58,13 +62,14 @@ async function main(argv: string[]): Promise<number> {
       if (process.stdin.isTTY) process.stderr.write('password (input is visible; end with Enter, then Ctrl-D): ');
       const pw = (await readStdin()).replace(/\r?\n$/, '');
       if (!pw) throw new UsageError('empty password');
+      const { hash } = await import('@node-rs/bcrypt');
       process.stdout.write(`${await hash(pw, cost)}\n`);
       return 0;
     }
     case 'check-config': {
       const file = rest[0] ?? process.env.BERTH_CONFIG;
       if (!file) throw new UsageError('check-config needs a FILE');
-      await loadConfigFile(file);
+      await (await loadConfig())(file);
       process.stdout.write(`${file}: ok\n`);
       return 0;
     }
@@ -87,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
         if (eq <= 0) throw new UsageError(`--label wants key=value, got ${l}`);
         (labels[l.slice(0, eq)] ??= []).push(...l.slice(eq + 1).split(',').filter(Boolean));
       }
-      const config = await loadConfigFile(file);
+      const config = await (await loadConfig())(file);
       const user = config.users.get(values.account);
       for (const [k, v] of Object.entries(user?.labels ?? {})) (labels[k] ??= []).push(...v);
       process.stdout.write(explain(config, values.account, labels, positionals, values.service ?? '', values.ip) + '\n');
@@ -95,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'robot':
       if (rest.length === 0) throw new UsageError(ROBOT_USAGE);
-      return robotCommand(rest, (t) => process.stdout.write(t));
+      return (await import('./robot.js')).robotCommand(rest, (t) => process.stdout.write(t));
     case 'version':
     case '--version':
       process.stdout.write(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version + '\n');

@@ -24,9 +24,9 @@ export class Credentials {
     private readonly verifiers: readonly CredentialVerifier[] = [],
   ) {}
 
-  /** True when the password would go to the static (bcrypt) users: worth a lockout check first. */
-  isStaticPassword(password: string): boolean {
-    return !this.verifiers.some((v) => v.accepts(password));
+  /** Which kind of credential a password is, by its shape; `static` means a bcrypt user's password. */
+  kindOf(password: string): Principal['kind'] {
+    return this.verifiers.find((v) => v.accepts(password))?.kind ?? 'static';
   }
 
   /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */

@@ -15,6 +15,8 @@ export interface Principal {
   restriction?: Restriction;
   /** The credential the request rests on (a PAT id): refresh tokens issued from it die with it. */
   credentialId?: string;
+  /** Caps the registry token's lifetime below token.expiration (federation's maxTokenTTL). */
+  tokenTTLSeconds?: number;
 }
 
 /** Wrong or unusable credentials: answered 401 with a Basic challenge. */

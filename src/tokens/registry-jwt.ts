@@ -52,13 +52,14 @@ export class RegistryTokenSigner {
     this.dsaEncoding = key.alg.startsWith('ES') ? 'ieee-p1363' : undefined;
   }
 
-  sign(claims: RegistryClaims, now = Math.floor(Date.now() / 1000)): { token: string; issuedAt: number; expiresIn: number } {
+  /** `ttlSeconds` overrides the configured lifetime for one token (a federation policy's maxTokenTTL). */
+  sign(claims: RegistryClaims, now = Math.floor(Date.now() / 1000), ttlSeconds = this.ttlSeconds): { token: string; issuedAt: number; expiresIn: number } {
     // aud stays a plain string: registry 2.8 refuses an array.
     const payload = {
       iss: this.issuer,
       sub: claims.sub,
       aud: claims.aud,
-      exp: now + this.ttlSeconds,
+      exp: now + ttlSeconds,
       nbf: now - 1,
       iat: now,
       jti: randomBytes(16).toString('base64url'),
@@ -66,6 +67,6 @@ export class RegistryTokenSigner {
     };
     const signingInput = `${this.headerB64}.${b64url(JSON.stringify(payload))}`;
     const sig = sign(this.hash, Buffer.from(signingInput), this.dsaEncoding ? { key: this.key.privateKey, dsaEncoding: this.dsaEncoding } : this.key.privateKey);
-    return { token: `${signingInput}.${sig.toString('base64url')}`, issuedAt: now, expiresIn: this.ttlSeconds };
+    return { token: `${signingInput}.${sig.toString('base64url')}`, issuedAt: now, expiresIn: ttlSeconds };
   }
 }

@@ -53,10 +53,12 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
    */
   async function authenticateWithLimits(req: TokenRequest, ip: string): Promise<Principal> {
     if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
-    const who = req.grantType === 'password' ? req.username : '';
+    // Federated CI tokens share user names (`oidc`), so their failures count per address only:
+    // ten forged tokens must not lock every pipeline out.
+    const who = req.grantType === 'password' && deps.credentials.kindOf(req.password) !== 'federated' ? req.username : '';
     const secret = req.grantType === 'password' ? req.password : req.refreshToken;
     try {
-      if (req.grantType === 'password' && deps.credentials.isStaticPassword(req.password)) {
+      if (req.grantType === 'password' && deps.credentials.kindOf(req.password) === 'static') {
         await deps.limiter.check(who, ip);
         return await authenticate(req, deps.credentials, ip);
       }
@@ -79,10 +81,11 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       checkService(req, deps.services);
       principal = await authenticateWithLimits(req, ctx.ip);
       const { decisions, access } = authorize(req, principal, deps.acl, ctx.ip);
-      const signed = deps.signer.sign({ sub: principal.account, aud: req.service, access });
+      const signed = deps.signer.sign({ sub: principal.account, aud: req.service, access }, undefined, principal.tokenTTLSeconds);
       const issuedAt = new Date(signed.issuedAt * 1000).toISOString();
       let refreshToken: string | undefined;
-      if (req.offline && principal.kind !== 'anonymous') refreshToken = await deps.refreshTokens.issue(principal);
+      // A CI job's ID token lives minutes: it must not turn into a 30-day refresh token.
+      if (req.offline && principal.kind !== 'anonymous' && principal.kind !== 'federated') refreshToken = await deps.refreshTokens.issue(principal);
       ctx.set('Cache-Control', 'no-store');
       if (req.method === 'POST') {
         ctx.body = {

@@ -1,0 +1,44 @@
+/**
+ * `ci:${repository}`: text with `${claim}` references, filled from an ID token's claims. There is no
+ * escape syntax; a `$` not followed by `{` is plain text.
+ */
+export type Claims = Readonly<Record<string, unknown>>;
+
+const REFERENCE = /\$\{([^}]*)\}/g;
+const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]*$/;
+
+/** Why a template cannot be used, or null. */
+export function templateProblem(template: string): string | null {
+  for (const m of template.matchAll(REFERENCE)) {
+    if (!CLAIM_NAME.test(m[1]!)) return `\${${m[1]}} is not a claim reference (expected \${claim_name})`;
+  }
+  if (template.replace(REFERENCE, '').includes('${')) return 'unterminated ${ (expected ${claim_name})';
+  return null;
+}
+
+/** The claims a template reads. */
+export function templateClaims(template: string): string[] {
+  return [...template.matchAll(REFERENCE)].map((m) => m[1]!);
+}
+
+/**
+ * A claim as text: strings, numbers and booleans (GitHub sends `ref_protected` as a string, other
+ * issuers as a boolean); anything else (missing, null, arrays, objects) has no text.
+ */
+export function claimText(claims: Claims, name: string): string | undefined {
+  const v = claims[name];
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+/** The filled-in template, or the name of the first claim it needs that the token lacks. */
+export function renderTemplate(template: string, claims: Claims): { value: string } | { missing: string } {
+  let missing: string | undefined;
+  const value = template.replace(REFERENCE, (_all, name: string) => {
+    const v = claimText(claims, name);
+    if (v === undefined) missing ??= name;
+    return v ?? '';
+  });
+  return missing !== undefined ? { missing } : { value };
+}

@@ -1,0 +1,105 @@
+import type { Logger } from 'pino';
+import type { CredentialVerifier } from '../identity/credentials.js';
+import { AuthenticationError, type Principal } from '../identity/principal.js';
+import { HttpError } from '../http/errors.js';
+import { durationToSeconds } from '../config/duration.js';
+import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError } from './issuer-keys.js';
+import { jwtHeader, unverifiedClaims } from './jwt-shape.js';
+import { compilePolicy, evaluatePolicy, type Policy } from './policy.js';
+import { ANY_POLICY_USER, federationProblems, type FederationPolicyConfig } from './schema.js';
+
+export interface FederationOptions {
+  /** token.expiration: the lifetime a policy's maxTokenTTL can only shorten. */
+  tokenTTLSeconds: number;
+  log?: Logger;
+}
+
+const MESSAGE_MAX = 1500;
+const quote = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
+
+/**
+ * Keyless CI: a job's OIDC ID token (GitHub Actions, GitLab CI, …) is the password. The token is
+ * verified against its issuer's published keys; then the first configured policy for that issuer
+ * whose audience and claim conditions all hold names the account and labels. Nothing is stored:
+ * when the registry token runs out the job asks its platform for a new ID token.
+ */
+export class FederationVerifier implements CredentialVerifier {
+  readonly kind = 'federated' as const;
+  /** Lets a policy shorten the registry token of the request it decided (see RequestLifetimes). */
+  private readonly policies: Policy[];
+  private readonly byId = new Map<string, Policy>();
+  private readonly issuers = new Map<string, { keys: IssuerKeys; policies: Policy[] }>();
+
+  constructor(
+    configs: readonly FederationPolicyConfig[],
+    private readonly opts: FederationOptions,
+  ) {
+    const problems = federationProblems(configs);
+    if (problems.length) throw new Error(problems.join('; '));
+    this.policies = configs.map((c) => compilePolicy(c, opts.tokenTTLSeconds));
+    configs.forEach((c, i) => {
+      const policy = this.policies[i]!;
+      this.byId.set(policy.id, policy);
+      if (this.issuers.has(c.issuer)) return;
+      // One key set per issuer: the policies agree on where it is (federationProblems), and the
+      // most eager of them sets how soon an unknown kid may trigger a re-read.
+      const same = configs.filter((x) => x.issuer === c.issuer);
+      const cooldownSeconds = Math.min(...same.map((x) => durationToSeconds(x.jwksCooldown)));
+      const keys = new IssuerKeys({ issuer: c.issuer, jwksURI: c.jwksURI, allowInsecureIssuer: c.allowInsecureIssuer, cooldownSeconds });
+      this.issuers.set(c.issuer, { keys, policies: this.policies.filter((p) => p.issuer === c.issuer) });
+    });
+  }
+
+  accepts(password: string): boolean {
+    return this.policies.length > 0 && jwtHeader(password) !== null;
+  }
+
+  async verify(username: string, password: string): Promise<Principal> {
+    const chosen = username === ANY_POLICY_USER ? null : this.byId.get(username);
+    if (username !== ANY_POLICY_USER && !chosen) {
+      throw new AuthenticationError(`an ID token is accepted with the user name "${ANY_POLICY_USER}" or the id of a federation policy, not ${quote(username)}`);
+    }
+    const alg = jwtHeader(password)?.alg;
+    if (typeof alg !== 'string' || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new AuthenticationError(`the ID token's algorithm ${quote(String(alg))} is not accepted (allowed: ${ALLOWED_ALGORITHMS.join(', ')})`);
+    }
+    const iss = unverifiedClaims(password)?.iss;
+    if (typeof iss !== 'string' || !iss) throw new AuthenticationError('the ID token has no iss claim');
+    const issuer = this.issuers.get(iss);
+    if (!issuer) throw new AuthenticationError(`issuer ${quote(iss)} is not configured for federation`);
+    if (chosen && chosen.issuer !== iss) throw new AuthenticationError(`federation policy ${chosen.id} does not trust issuer ${quote(iss)}`);
+
+    let claims: Record<string, unknown>;
+    try {
+      claims = await issuer.keys.verify(password);
+    } catch (e) {
+      if (e instanceof IdTokenRejectedError) throw new AuthenticationError(`${e.message} (issuer ${quote(iss)})`);
+      if (e instanceof IssuerUnavailableError) {
+        this.opts.log?.warn({ issuer: iss, err: e.message }, 'federation: issuer keys unavailable');
+        throw new HttpError(503, 'UNAVAILABLE', `${e.message}; try again shortly`, { 'Retry-After': '5' });
+      }
+      throw e;
+    }
+
+    const candidates = chosen ? [chosen] : issuer.policies;
+    const refusals: string[] = [];
+    for (const policy of candidates) {
+      const outcome = evaluatePolicy(policy, claims);
+      if (outcome.matched) {
+        return { account: outcome.account, kind: 'federated', labels: outcome.labels, tokenTTLSeconds: policy.ttlSeconds };
+      }
+      refusals.push(`policy ${policy.id}: ${outcome.reasons.join('; ')}`);
+    }
+    let message = `the ID token from issuer ${quote(iss)} matches no federation policy — ${refusals.join(' | ')}`;
+    if (message.length > MESSAGE_MAX) message = `${message.slice(0, MESSAGE_MAX)}…`;
+    throw new AuthenticationError(message);
+  }
+
+  /**
+   * A refresh token would let a CI login outlive the job's short-lived ID token, and Berth keeps
+   * nothing to re-check it against: one issued for a federated principal is never honoured.
+   */
+  async recheck(): Promise<Principal> {
+    throw new AuthenticationError('a CI federation login cannot be refreshed: present a fresh ID token from the job');
+  }
+}
