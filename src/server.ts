@@ -1,43 +1,44 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { hkdfSync, randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from 'pino';
+import { durationToSeconds } from './config/duration.js';
 import type { Config } from './config/load.js';
+import type { CallbackConnector } from './connectors/connector.js';
+import { createConnectors } from './connectors/index.js';
+import { FederationVerifier } from './federation/verifier.js';
+import { mountRobotApi } from './http/api/robots.js';
+import { mountTokenApi } from './http/api/tokens.js';
 import { createApp } from './http/app.js';
+import { mountDeviceRoutes } from './http/device/routes.js';
 import { tokenEndpoint } from './http/token/index.js';
+import type { WebDeps } from './http/web/deps.js';
+import { mountRobotPages } from './http/web/robots-page.js';
+import { mountWebRoutes } from './http/web/routes.js';
+import { Sessions } from './http/web/session.js';
+import { Accounts, labelsOf, type AccountRecord } from './identity/accounts.js';
+import { ContinuousAccess } from './identity/continuous-access.js';
 import { Credentials } from './identity/credentials.js';
+import { PatVerifier } from './identity/pat-verifier.js';
 import { StaticUsers } from './identity/static-users.js';
 import { createLogger } from './log.js';
+import { instrumentConnector } from './observability/instrument-connector.js';
+import { Metrics } from './observability/metrics.js';
+import { Robots, robotName } from './robots/robots.js';
+import { RobotVerifier } from './robots/verifier.js';
+import { AuthLimiter } from './security/auth-limiter.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
 import type { Store } from './store/store.js';
 import { ensureKeyPair } from './tokens/keygen.js';
 import { loadSigningKey, type SigningKey } from './tokens/keys.js';
+import { Pats } from './tokens/pats.js';
 import { RefreshTokens } from './tokens/refresh-tokens.js';
 import { RegistryTokenSigner } from './tokens/registry-jwt.js';
-import { Pats } from './tokens/pats.js';
-import { Accounts } from './identity/accounts.js';
-import { ContinuousAccess } from './identity/continuous-access.js';
-import { PatVerifier } from './identity/pat-verifier.js';
-import { FederationVerifier } from './federation/verifier.js';
 import { Sealer } from './util/sealed.js';
-import { createConnectors } from './connectors/index.js';
-import type { CallbackConnector } from './connectors/connector.js';
-import { mountWebRoutes } from './http/web/routes.js';
-import { mountTokenApi } from './http/api/tokens.js';
-import { mountDeviceRoutes } from './http/device/routes.js';
-import { Sessions } from './http/web/session.js';
-import { durationToSeconds } from './config/duration.js';
-import { Metrics } from './observability/metrics.js';
-import { instrumentConnector } from './observability/instrument-connector.js';
-import { AuthLimiter } from './security/auth-limiter.js';
-import { Robots, robotName } from './robots/robots.js';
-import { RobotVerifier } from './robots/verifier.js';
-import { mountRobotApi } from './http/api/robots.js';
-import { mountRobotPages } from './http/web/robots-page.js';
-import { labelsOf, type AccountRecord } from './identity/accounts.js';
-import { randomBytes, hkdfSync } from 'node:crypto';
 
 export interface StartOptions {
   /** Use this store instead of the configured one (tests share one across servers). */
@@ -50,20 +51,37 @@ export interface StartOptions {
   host?: string;
 }
 
+/** What one configuration builds; replaced whole by a reload. */
+interface Generation {
+  config: Config;
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  signingKey: SigningKey;
+  certificatePath: string | null;
+  pats: Pats;
+  accounts: Accounts;
+  robots: Robots;
+  connectors: Map<string, CallbackConnector>;
+}
+
 export interface RunningServer {
   url: string;
   port: number;
   server: Server;
   store: Store;
-  signingKey: SigningKey;
-  /** Path of the certificate a registry should trust (generated or configured). */
-  certificatePath: string | null;
   log: Logger;
   publicURL: string;
-  pats: Pats;
-  accounts: Accounts;
-  robots: Robots;
-  connectors: Map<string, CallbackConnector>;
+  readonly signingKey: SigningKey;
+  /** Path of the certificate a registry should trust (generated or configured). */
+  readonly certificatePath: string | null;
+  readonly pats: Pats;
+  readonly accounts: Accounts;
+  readonly robots: Robots;
+  readonly connectors: Map<string, CallbackConnector>;
+  /**
+   * Swaps in a new configuration without closing the listener: requests in flight finish on the old
+   * one. Listener address, TLS and store settings need a restart (a warning says so).
+   */
+  reload(config: Config): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -83,35 +101,40 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
 
 async function resolveSigningKey(config: Config, log: Logger): Promise<{ key: SigningKey; certificatePath: string | null }> {
   if (config.token.signingKey) {
-    return { key: config.token.signingKey, certificatePath: config.raw.token.certificate ?? null };
+    return { key: config.token.signingKey, certificatePath: config.raw.token.certificate ? resolve(config.baseDir, config.raw.token.certificate) : null };
   }
   const pair = await ensureKeyPair(config.token.generatedKeyDir, config.token.generatedKeyAlg);
   log.info({ certificate: pair.certPath, created: pair.created }, 'no token.key configured: using a generated signing key; point the registry rootcertbundle at this certificate');
   return { key: await loadSigningKey(pair.keyPem, pair.certPem), certificatePath: pair.certPath };
 }
 
-export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const log = opts.log ?? createLogger(config.raw.log.level);
-  const store = opts.store ?? (await openStore(config, log));
+/** Lives as long as the process: the store connection and the metric counters survive reloads. */
+interface Shared {
+  store: Store;
+  log: Logger;
+  metrics: Metrics;
+  publicURL: string;
+  fetch: typeof fetch | undefined;
+  /** The current generation's PATs, for the metrics gauge. */
+  pats: () => Pats;
+}
+
+async function buildGeneration(config: Config, shared: Shared): Promise<Generation> {
+  const { store, log, metrics, publicURL } = shared;
+  const raw = config.raw;
   const { key, certificatePath } = await resolveSigningKey(config, log);
   const signer = new RegistryTokenSigner(key, config.token.issuer, config.token.ttlSeconds, config.token.kidFormat);
   const refreshTokens = new RefreshTokens(store, config.token.refreshTTLSeconds);
   const staticUsers = new StaticUsers(config.users);
-  const raw = config.raw;
-  let sealer: Sealer;
-  if (raw.secrets.encryptionKey) sealer = new Sealer(raw.secrets.encryptionKey);
-  else {
-    // Only reachable with the memory store (the loader insists on a key with Redis): nothing
-    // sealed outlives the process anyway.
-    sealer = Sealer.random();
-  }
+  // Without a configured key (only possible with the memory store, the loader insists otherwise)
+  // nothing sealed outlives the process anyway.
+  const sealer = raw.secrets.encryptionKey ? new Sealer(raw.secrets.encryptionKey) : Sealer.random();
   const accounts = new Accounts(store, sealer);
   const pats = new Pats(store, { defaultTTLSeconds: durationToSeconds(raw.pats.defaultTTL), maxTTLSeconds: durationToSeconds(raw.pats.maxTTL), maxPerUser: raw.pats.maxPerUser }, refreshTokens);
-  // Filled once the listening address (and so the default public URL) is known.
   const connectors = new Map<string, CallbackConnector>();
+  for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(shared.fetch ? { fetch: shared.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
   const ca = { ttlSeconds: durationToSeconds(raw.continuousAccess.ttl), graceSeconds: durationToSeconds(raw.continuousAccess.grace) };
   const access = new ContinuousAccess(accounts, connectors, config.users, ca, log);
-  const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log });
   const robots = new Robots(
     store,
     raw.robots.map((r) => ({
@@ -123,10 +146,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     })),
     (name) => refreshTokens.revokeForCredential(name),
   );
+  const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log });
   const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens), new RobotVerifier(robots), federation]);
   const isAdmin = (a: AccountRecord) => raw.admin.accounts.includes(a.identity.username) || (labelsOf(a.identity).groups ?? []).some((g) => raw.admin.groups.includes(g));
 
-  const metrics = new Metrics(() => pats.countActive());
   const limits = raw.limits;
   // Replicas must agree on the fingerprint of a failed secret, so derive it from the shared key.
   const fingerprintKey = raw.secrets.encryptionKey ? Buffer.from(hkdfSync('sha256', raw.secrets.encryptionKey, Buffer.alloc(0), 'berth auth-failure fingerprint', 32)) : randomBytes(32);
@@ -140,7 +163,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader, onStoreError: () => metrics.storeErrors.inc() });
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
 
-  const tokenPath = config.token.path;
   const handle = tokenEndpoint({
     services: config.token.services,
     credentials,
@@ -157,7 +179,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
     },
   });
-  for (const p of [tokenPath, `${tokenPath}/token`]) {
+  for (const p of [config.token.path, `${config.token.path}/token`]) {
     router.get(p, handle);
     router.post(p, handle);
   }
@@ -183,12 +205,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ctx.status = storeOk ? 200 : 503;
     ctx.body = { status: storeOk ? 'ready' : 'not ready', checks: { store: storeOk ? 'ok' : 'unreachable', signingKey: 'ok', config: 'ok' } };
   });
-  let publicURL = config.server.publicURL ?? '';
-  const webDeps = {
+
+  const webDeps: WebDeps = {
     env: { appTitle: raw.web.title, registryHost: raw.web.registryHost },
-    get publicURL() {
-      return publicURL;
-    },
+    publicURL,
     connectors,
     redirectURI: (id: string) => raw.connectors.find((c) => c.id === id)?.redirectURL ?? `${publicURL}/callback/${id}`,
     localLogin: raw.web.localLogin && [...config.users.values()].some((u) => u.hash),
@@ -196,7 +216,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     accounts,
     access,
     pats,
-    sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), (config.server.publicURL ?? '').startsWith('https:')),
+    sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), publicURL.startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
     limiter,
     metrics,
@@ -209,38 +229,86 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   mountDeviceRoutes(router, { web: webDeps, store, sealer });
   app.use(router.routes()).use(router.allowedMethods());
 
-  const server = config.server.tls ? createHttpsServer({ key: config.server.tls.key, cert: config.server.tls.cert }, app.callback()) : createHttpServer(app.callback());
+  return { config, handler: app.callback(), signingKey: key, certificatePath, pats, accounts, robots, connectors };
+}
+
+function restartOnlyChanges(old: Config, next: Config): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(old.raw.server.addr) !== JSON.stringify(next.raw.server.addr)) out.push('server.addr');
+  if (JSON.stringify([old.raw.server.certificate, old.raw.server.key]) !== JSON.stringify([next.raw.server.certificate, next.raw.server.key])) out.push('server TLS files');
+  if (JSON.stringify(old.raw.store) !== JSON.stringify(next.raw.store)) out.push('store');
+  if (old.server.publicURL !== next.server.publicURL) out.push('server.publicURL');
+  return out;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.raw.log.level);
+  const store = opts.store ?? (await openStore(config, log));
+  let current: Generation | null = null;
+
+  // The listener exists before the app: the default public URL (for OAuth redirects) is the
+  // address it got, which with port 0 is known only after listen().
+  const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+    if (current) current.handler(req, res);
+    else {
+      res.statusCode = 503;
+      res.end();
+    }
+  };
+  const server = config.server.tls ? createHttpsServer({ key: config.server.tls.key, cert: config.server.tls.cert }, dispatch) : createHttpServer(dispatch);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  const port = opts.port ?? config.server.port;
-  const host = opts.host ?? config.server.host;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(opts.port ?? config.server.port, opts.host ?? config.server.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const scheme = config.server.tls ? 'https' : 'http';
   const hostForUrl = addr.family === 'IPv6' ? (addr.address === '::' ? '127.0.0.1' : `[${addr.address}]`) : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
   const url = `${scheme}://${hostForUrl}:${addr.port}`;
-  if (!publicURL) {
-    publicURL = url;
-    if (raw.connectors.length) log.warn({ publicURL }, 'server.publicURL not set: using the listening address for OAuth redirect URLs');
+  const publicURL = config.server.publicURL ?? url;
+  if (!config.server.publicURL && config.raw.connectors.length) log.warn({ publicURL }, 'server.publicURL not set: using the listening address for OAuth redirect URLs');
+
+  const shared: Shared = { store, log, metrics: new Metrics(() => shared.pats().countActive()), publicURL, fetch: opts.fetch, pats: () => current!.pats };
+  try {
+    current = await buildGeneration(config, shared);
+  } catch (e) {
+    server.close();
+    throw e;
   }
-  for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(opts.fetch ? { fetch: opts.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
-  log.info({ url, tokenPath }, 'berth listening');
+  log.info({ url, tokenPath: config.token.path }, 'berth listening');
+  const gen = () => current!;
   return {
     url,
     port: addr.port,
     server,
     store,
-    signingKey: key,
-    certificatePath,
     log,
     publicURL,
-    pats,
-    accounts,
-    robots,
-    connectors,
+    get signingKey() {
+      return gen().signingKey;
+    },
+    get certificatePath() {
+      return gen().certificatePath;
+    },
+    get pats() {
+      return gen().pats;
+    },
+    get accounts() {
+      return gen().accounts;
+    },
+    get robots() {
+      return gen().robots;
+    },
+    get connectors() {
+      return gen().connectors;
+    },
+    async reload(next: Config) {
+      const ignored = restartOnlyChanges(gen().config, next);
+      if (ignored.length) log.warn({ settings: ignored }, 'configuration reloaded; these settings take effect only after a restart');
+      current = await buildGeneration(next, shared);
+      log.info({ rules: next.raw.acl.length, users: next.users.size, connectors: next.raw.connectors.length }, 'configuration reloaded');
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -31,6 +31,17 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
     force.unref();
     Promise.all([running.close(), devProvider?.close()]).then(() => process.exit(0));
   };
+  // SIGHUP: re-read the file; a broken file is reported and the running configuration stays.
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      try {
+        await running.reload(await loadConfigFile(path));
+      } catch (e) {
+        running.log.error({ err: (e as Error).message }, 'configuration reload failed; keeping the running configuration');
+      }
+    });
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   return -1;

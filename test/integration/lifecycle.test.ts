@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hash } from '@node-rs/bcrypt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/redis.js';
+import { basic } from '../helpers/web-client.js';
+
+// The built CLI as an operator runs it: SIGHUP re-reads the file (a broken file changes nothing),
+// SIGTERM lets a request in flight finish before the process exits 0.
+
+const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+let dir: string;
+let configPath: string;
+let port: number;
+let child: ChildProcess;
+let output = '';
+let slowHash: string;
+let fastHash: string;
+
+function config(users: string): string {
+  return `
+server: { addr: "127.0.0.1:${port}" }
+token: { issuer: lifecycle, services: [registry], generatedKeyDir: keys }
+log: { level: info }
+users:
+${users}
+acl:
+  - { match: { account: "/.+/" }, actions: [pull] }
+`;
+}
+
+const token = (user: string, pw: string) => fetch(`http://127.0.0.1:${port}/auth?service=registry&scope=repository:a/b:pull`, { headers: { authorization: basic(user, pw) } });
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'berth-lifecycle-'));
+  port = await freePort();
+  configPath = join(dir, 'berth.yaml');
+  fastHash = await hash('first-pw', 4);
+  slowHash = await hash('slow-pw', 13);
+  writeFileSync(configPath, config(`  first: { password: "${fastHash}" }\n  slow: { password: "${slowHash}" }`));
+  child = spawn(process.execPath, [CLI, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  expect(await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.status === 200, 15_000), output).toBe(true);
+}, 30_000);
+
+afterAll(() => {
+  if (child.exitCode === null) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('signals', () => {
+  it('SIGHUP picks up a changed file without dropping the listener', async () => {
+    expect((await token('second', 'second-pw')).status).toBe(401);
+    writeFileSync(configPath, config(`  first: { password: "${fastHash}" }\n  second: { password: "${await hash('second-pw', 4)}" }\n  slow: { password: "${slowHash}" }`));
+    child.kill('SIGHUP');
+    expect(await until(async () => (await token('second', 'second-pw')).status === 200, 5000), output).toBe(true);
+    expect(output).toContain('configuration reloaded');
+  });
+
+  it('SIGHUP with a broken file keeps the running configuration and says why', async () => {
+    writeFileSync(configPath, config(`  first: { password: "${fastHash}" }`).replace('acl:', 'acl:\n  - { match: { team: x }, actions: [pull] }'));
+    child.kill('SIGHUP');
+    expect(await until(async () => output.includes('configuration reload failed'), 5000)).toBe(true);
+    expect(output).toContain('unknown key');
+    expect((await token('second', 'second-pw')).status).toBe(200);
+  });
+
+  it('SIGTERM finishes the request in flight, then exits 0', async () => {
+    const inFlight = token('slow', 'slow-pw');
+    await new Promise((r) => setTimeout(r, 50));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect((await inFlight).status).toBe(200);
+    expect(await exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+});
