@@ -18,7 +18,10 @@ export interface AppOptions {
  * proxy settings. Routes are mounted by src/server.ts.
  */
 export function createApp(opts: AppOptions): { app: Koa; router: Router } {
-  const app = new Koa({ proxy: opts.trustProxy, ...(opts.realIPHeader ? { proxyIpHeader: opts.realIPHeader } : {}) });
+  // Behind a proxy, only the address the nearest proxy appended counts: the leftmost
+  // X-Forwarded-For entries are whatever the client wrote, and would get past `ip` rules and the
+  // per-address lockout.
+  const app = new Koa({ proxy: opts.trustProxy, maxIpsCount: 1, ...(opts.realIPHeader ? { proxyIpHeader: opts.realIPHeader } : {}) });
   app.silent = true;
   app.use(async (ctx, next) => {
     try {
@@ -31,6 +34,12 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
         opts.onStoreError?.();
         opts.log.warn({ path: ctx.path, err: e.message }, 'store unavailable');
         return sendError(ctx, unavailable());
+      }
+      if (typeof err.status === 'number' && err.status >= 400 && err.status < 500 && ctx.path.startsWith('/device/')) {
+        // OAuth clients of the device flow read RFC 6749 errors, not the registry's shape.
+        ctx.status = err.status === 413 ? 413 : 400;
+        ctx.body = { error: 'invalid_request', error_description: err.expose && err.message ? err.message : 'invalid request body' };
+        return;
       }
       if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
         const code = err.status === 413 ? 'TOO_LARGE' : err.status === 415 ? 'UNSUPPORTED' : 'INVALID_REQUEST';

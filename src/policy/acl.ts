@@ -114,21 +114,38 @@ function compileValueTest(pattern: string, cache: PatternCache, where: string): 
   return test;
 }
 
+function parseIpSpec(spec: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  const slash = spec.indexOf('/');
+  const addr = slash < 0 ? spec : spec.slice(0, slash);
+  // ipaddr.js also reads `10` as 0.0.0.10 and `010.0.0.1` as octal 8.0.0.1; a rule written that way
+  // would silently match other addresses than its author meant.
+  if (!addr.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(addr)) throw new Error('not a dotted-quad IPv4 address');
+  let [range, bits] = slash < 0 ? (() => {
+    const a = ipaddr.parse(spec);
+    return [a, a.kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number];
+  })() : ipaddr.parseCIDR(spec);
+  // Client addresses arrive IPv4-mapped (::ffff:a.b.c.d) turned into IPv4; rules written mapped follow.
+  if (range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+    range = (range as ipaddr.IPv6).toIPv4Address();
+    bits -= 96;
+  }
+  return [range, bits];
+}
+
 function compileIp(spec: string, where: string): (subject: AclSubject) => boolean {
+  let range: ipaddr.IPv4 | ipaddr.IPv6;
+  let bits: number;
   try {
-    const [range, bits] = spec.includes('/') ? ipaddr.parseCIDR(spec) : (() => {
-      const a = ipaddr.parse(spec);
-      return [a, a.kind() === 'ipv4' ? 32 : 128] as const;
-    })();
-    return (subject) => {
-      const ip = subject.ip;
-      if (!ip) return false;
-      if (ip.kind() !== range.kind()) return false;
-      return ip.match(range as never, bits);
-    };
+    [range, bits] = parseIpSpec(spec);
   } catch {
     throw new AclCompileError(`${where}: not an IP address or CIDR range: ${spec}`);
   }
+  return (subject) => {
+    const ip = subject.ip;
+    if (!ip) return false;
+    if (ip.kind() !== range.kind()) return false;
+    return ip.match(range as never, bits);
+  };
 }
 
 export interface CompiledRule {

@@ -1,5 +1,5 @@
 import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { webcrypto, randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
@@ -52,7 +52,11 @@ export async function writeKeyPair(dir: string, alg: KeygenAlg): Promise<{ keyPa
   const { keyPem, certPem } = await generateKeyPair(alg);
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');
-  writeFileSync(keyPath, keyPem, { mode: 0o600 });
+  // A mode given to writeFileSync applies only when it creates the file: write a fresh 0600 file
+  // and move it over, so an old world-readable key.pem never holds the new key.
+  const tmp = `${keyPath}.${process.pid}.tmp`;
+  writeFileSync(tmp, keyPem, { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, keyPath);
   writeFileSync(certPath, certPem, { mode: 0o644 });
   return { keyPath, certPath };
 }

@@ -313,6 +313,20 @@ describe('ip', () => {
     expect(() => new Acl([rule({ ip: '10.0.0.0/99' }, ['*'])])).toThrow(/acl\[0\]\.match\.ip: not an IP address or CIDR range/);
     expect(() => new Acl([rule({ ip: 'example.com' }, ['*'])])).toThrow(AclCompileError);
   });
+
+  it('refuses IPv4 shorthand and octal forms that would silently mean another address', () => {
+    // `10/8` would otherwise be 0.0.0.10/8 and `010.0.0.1` would be 8.0.0.1.
+    for (const ip of ['10/8', '10', '010.0.0.1', '0xa.0.0.1', '10.1/16']) {
+      expect(() => new Acl([rule({ ip }, [])]), ip).toThrow(/not an IP address or CIDR range/);
+    }
+  });
+
+  it('a rule written as an IPv4-mapped IPv6 range matches IPv4 clients', () => {
+    const acl = new Acl([rule({ ip: '::ffff:10.0.0.0/104' }, ['pull'])]);
+    expect(grant(acl, subject({ ip: '10.9.9.9' }), 'repository:a:pull')).toEqual(['pull']);
+    expect(grant(acl, subject({ ip: '::ffff:10.9.9.9' }), 'repository:a:pull')).toEqual(['pull']);
+    expect(grant(acl, subject({ ip: '11.0.0.1' }), 'repository:a:pull')).toEqual([]);
+  });
 });
 
 describe('parseClientIp', () => {

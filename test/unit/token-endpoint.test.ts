@@ -303,6 +303,13 @@ describe('authentication failures', () => {
 });
 
 describe('no input makes a 500', () => {
+  it('raw percent-encoding garbage in the query', async () => {
+    for (const q of ['service=%', 'service=%zz&scope=%', 'scope=%E0%A4%A&service=registry.test', 'service=registry.test&scope=repository%3Aa%3Apull%00', '%%%=%%%']) {
+      const a = await call(main, `/auth?${q}`);
+      expect([200, 400], `${q}: ${a.text}`).toContain(a.status);
+    }
+  });
+
   it('random query strings, methods and Authorization headers', async () => {
     const text = fc.string({ unit: 'binary', maxLength: 40 });
     const scopeish = fc.oneof(text, fc.constantFrom('repository:a:pull', 'registry:catalog:*', 'repository(x):h:1/a:pull', ':::', 'a:b:c:d', 'repository:a:pull push'));
@@ -315,17 +322,11 @@ describe('no input makes a 500', () => {
         if (authorization !== undefined && /^[\t\x20-\x7e\x80-\xff]*$/.test(authorization)) headers.authorization = authorization;
         const body = new URLSearchParams(params).toString();
         const a = post ? await call(main, '/auth', { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body }) : await call(main, `/auth?${body}`, { headers });
-        expect([200, 400, 401], a.text).toContain(a.status);
+        // 429: enough random wrong passwords lock the test's address out, which is also a proper answer.
+        expect([200, 400, 401, 429], a.text).toContain(a.status);
         if (a.status !== 200) expect((a.body.errors as { code: string; message: string }[])[0]!.message.length).toBeGreaterThan(0);
       }),
       { numRuns: 300 },
     );
-  });
-
-  it('raw percent-encoding garbage in the query', async () => {
-    for (const q of ['service=%', 'service=%zz&scope=%', 'scope=%E0%A4%A&service=registry.test', 'service=registry.test&scope=repository%3Aa%3Apull%00', '%%%=%%%']) {
-      const a = await call(main, `/auth?${q}`);
-      expect([200, 400], `${q}: ${a.text}`).toContain(a.status);
-    }
   });
 });

@@ -15,8 +15,11 @@ import { formatUserCode, normalizeUserCode } from './user-code.js';
 
 export const DEVICE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
+/** The parts of the web pages' dependencies the device pages use. */
+export type DeviceWebDeps = Pick<WebDeps, 'env' | 'publicURL' | 'sessions' | 'accounts' | 'access' | 'pats' | 'log'>;
+
 export interface DeviceDeps {
-  web: WebDeps;
+  web: DeviceWebDeps;
   store: Store;
   /** Seals a PAT between approval and the device's next poll. */
   sealer: Sealer;
@@ -110,10 +113,12 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
       const grantType = param(b, 'grant_type');
       const deviceCode = param(b, 'device_code');
       const clientId = param(b, 'client_id');
-      if (!grantType) return oauthError(ctx, 400, 'invalid_request', 'grant_type is required');
+      for (const [name, v] of [['grant_type', grantType], ['device_code', deviceCode], ['client_id', clientId]] as const) {
+        if (v === null) return oauthError(ctx, 400, 'invalid_request', `${name} must be given once, as a string`);
+      }
+      if (!grantType) return oauthError(ctx, 400, 'invalid_request', 'grant_type is required (send the request as application/x-www-form-urlencoded or JSON)');
       if (grantType !== DEVICE_GRANT_TYPE) return oauthError(ctx, 400, 'unsupported_grant_type', `only ${DEVICE_GRANT_TYPE} is supported here`);
       if (!deviceCode) return oauthError(ctx, 400, 'invalid_request', 'device_code is required');
-      if (clientId === null) return oauthError(ctx, 400, 'invalid_request', 'client_id must be a single string');
       if (deviceCode.length > 200) return oauthError(ctx, 400, 'invalid_grant', 'not a device code');
       const outcome = await grants.poll(deviceCode, clientId ?? null);
       switch (outcome.kind) {

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HelperError } from './errors.js';
+
+export interface StoredCredential {
+  username: string;
+  secret: string;
+  /** How it got here: a device sign-in, a renewal, or `docker login` handing it over. */
+  source: 'device' | 'renewal' | 'docker';
+  /** Set for tokens this helper obtained itself: what renewal and revocation need. */
+  berthURL?: string;
+  tokenId?: string;
+  tokenName?: string;
+  createdAt?: number;
+  expiresAt?: number;
+}
+
+interface FileShape {
+  version: 1;
+  credentials: Record<string, StoredCredential>;
+}
+
+const LOCK_STALE_MS = 15 * 60_000;
+const LOCK_POLL_MS = 200;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * credentials.json: readable by the user only (0600 in a 0700 directory), replaced atomically by
+ * rename so a reader never sees half a file. Changes happen under a lock file, so that two helpers
+ * started at once (a client asking for two images) run one sign-in, not two.
+ */
+export class CredentialFile {
+  readonly path: string;
+  private readonly lockPath: string;
+
+  constructor(
+    readonly dir: string,
+    private readonly warn: (message: string) => void,
+  ) {
+    this.path = join(dir, 'credentials.json');
+    this.lockPath = join(dir, 'credentials.lock');
+  }
+
+  private async ensureDir(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const st = await stat(this.dir);
+    if ((st.mode & 0o077) !== 0) await chmod(this.dir, 0o700);
+  }
+
+  async read(): Promise<Record<string, StoredCredential>> {
+    let raw: string;
+    try {
+      const st = await stat(this.path);
+      if ((st.mode & 0o077) !== 0) {
+        this.warn(`${this.path} was readable by others; restricting it to you (mode 0600). Consider revoking the tokens in it.`);
+        await chmod(this.path, 0o600);
+      }
+      raw = await readFile(this.path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new HelperError(`cannot read ${this.path}: ${(e as Error).message}`);
+    }
+    try {
+      const doc = JSON.parse(raw) as FileShape;
+      if (doc.version !== 1 || !doc.credentials || typeof doc.credentials !== 'object') throw new Error('unexpected layout');
+      return doc.credentials;
+    } catch (e) {
+      throw new HelperError(`${this.path} is damaged (${(e as Error).message}); delete it and sign in again`);
+    }
+  }
+
+  async write(credentials: Record<string, StoredCredential>): Promise<void> {
+    await this.ensureDir();
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const doc: FileShape = { version: 1, credentials };
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, this.path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Runs `fn` holding the lock; a lock left by a dead or long-gone helper is taken over. */
+  async withLock<T>(fn: () => Promise<T>, maxWaitMs = LOCK_STALE_MS + 60_000): Promise<T> {
+    await this.ensureDir();
+    const deadline = Date.now() + maxWaitMs;
+    let announced = false;
+    for (;;) {
+      try {
+        const fh = await open(this.lockPath, 'wx', 0o600);
+        await fh.writeFile(JSON.stringify({ pid: process.pid, at: Date.now() }));
+        await fh.close();
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      if (await this.lockIsStale()) {
+        await unlink(this.lockPath).catch(() => {});
+        continue;
+      }
+      if (Date.now() > deadline) throw new HelperError(`another docker-credential-berth holds ${this.lockPath}; remove it if no sign-in is running`);
+      if (!announced) {
+        this.warn('Another docker-credential-berth is signing in; waiting for it to finish.');
+        announced = true;
+      }
+      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+    }
+    try {
+      return await fn();
+    } finally {
+      await unlink(this.lockPath).catch(() => {});
+    }
+  }
+
+  private async lockIsStale(): Promise<boolean> {
+    try {
+      const raw = await readFile(this.lockPath, 'utf8');
+      const { pid, at } = JSON.parse(raw) as { pid: number; at: number };
+      return !isAlive(pid) || Date.now() - at > LOCK_STALE_MS;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      // Caught between creation and write, or left empty by a helper killed right then.
+      const st = await stat(this.lockPath).catch(() => null);
+      return st === null || Date.now() - st.mtimeMs > 10_000;
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { HelperError } from './errors.js';
+import { parseBerthURL, registryKey } from './server-url.js';
+
+export interface RenewPolicy {
+  /** Renew when less than this share of the token's lifetime is left. */
+  remainingFraction: number;
+  /** Also renew when fewer than this many days are left. */
+  remainingDays: number | null;
+}
+
+export interface HelperSettings {
+  dir: string;
+  /** Registry key → Berth base URL. */
+  registries: Map<string, string>;
+  /** BERTH_URL: the Berth for any registry not listed. */
+  defaultBerth: string | null;
+  renew: RenewPolicy;
+  /** False with BERTH_NO_LOGIN=1 (CI): a missing token is "not found" instead of a browser sign-in. */
+  interactiveLogin: boolean;
+}
+
+export const DEFAULT_RENEW: RenewPolicy = { remainingFraction: 0.25, remainingDays: null };
+
+/** $XDG_CONFIG_HOME/berth, else ~/.config/berth (a relative XDG_CONFIG_HOME is ignored, as the spec says). */
+export function configDir(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'berth');
+  return join(env.HOME || homedir(), '.config', 'berth');
+}
+
+function fail(file: string, why: string): never {
+  throw new HelperError(`${file}: ${why}`);
+}
+
+function parseRenew(file: string, v: unknown): RenewPolicy {
+  if (v === undefined) return DEFAULT_RENEW;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) fail(file, '"renew" must be an object like {"remainingFraction": 0.25, "remainingDays": 7}');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'remainingFraction' && k !== 'remainingDays') fail(file, `unknown key "renew.${k}"`);
+  const fraction = o.remainingFraction ?? DEFAULT_RENEW.remainingFraction;
+  if (typeof fraction !== 'number' || !(fraction >= 0 && fraction < 1)) fail(file, '"renew.remainingFraction" must be a number from 0 up to (not including) 1');
+  const days = o.remainingDays ?? null;
+  if (days !== null && (typeof days !== 'number' || !(days >= 0))) fail(file, '"renew.remainingDays" must be a number of days');
+  return { remainingFraction: fraction, remainingDays: days };
+}
+
+/** Reads helper.json (optional) and the environment; a malformed file is an error, not ignored. */
+export function loadSettings(env: NodeJS.ProcessEnv): HelperSettings {
+  const dir = configDir(env);
+  const file = join(dir, 'helper.json');
+  let raw: string | null = null;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') fail(file, (e as Error).message);
+  }
+  const registries = new Map<string, string>();
+  let renew = DEFAULT_RENEW;
+  if (raw !== null) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(raw);
+    } catch (e) {
+      fail(file, `not valid JSON (${(e as Error).message})`);
+    }
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) fail(file, 'must hold a JSON object');
+    const o = doc as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (k !== 'registries' && k !== 'renew') fail(file, `unknown key "${k}" (expected "registries", "renew")`);
+    const regs = o.registries ?? {};
+    if (!regs || typeof regs !== 'object' || Array.isArray(regs)) fail(file, '"registries" must map registry hosts to Berth URLs');
+    for (const [host, url] of Object.entries(regs as Record<string, unknown>)) {
+      if (typeof url !== 'string') fail(file, `"registries.${host}" must be a URL string`);
+      try {
+        registries.set(registryKey(host), parseBerthURL(url, `registries.${host}`));
+      } catch (e) {
+        fail(file, (e as Error).message);
+      }
+    }
+    renew = parseRenew(file, o.renew);
+  }
+  let defaultBerth: string | null = null;
+  if (env.BERTH_URL) {
+    try {
+      defaultBerth = parseBerthURL(env.BERTH_URL, 'BERTH_URL');
+    } catch (e) {
+      throw new HelperError((e as Error).message);
+    }
+  }
+  return { dir, registries, defaultBerth, renew, interactiveLogin: env.BERTH_NO_LOGIN !== '1' };
+}
+
+export function berthFor(settings: HelperSettings, key: string): string | null {
+  return settings.registries.get(key) ?? settings.defaultBerth;
+}

@@ -1,0 +1,243 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/load.js';
+import { startDevProvider, type DevProvider } from '../../src/demo/dev-provider.js';
+import { createLogger } from '../../src/log.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import { launchBrowser } from '../helpers/browser.js';
+import { buildOciImage } from '../helpers/oci-image.js';
+import { freePort } from '../helpers/redis.js';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+
+// docker-credential-berth end to end: skopeo, configured to ask the helper for the registry's
+// credentials, triggers a device sign-in; chromium signs in at a real OpenID provider, approves the
+// code the helper printed, and the push goes through with the PAT the helper received.
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HELPER = join(ROOT, 'dist/credential-helper/main.js');
+const SERVICE = 'registry';
+const COMPLETE_URI = /\(or open (http:\/\/\S+\/device\?user_code=([A-Z]{4}-[A-Z]{4}))\)/;
+
+/** Compiles src/ when the helper's output is missing or older than its sources. */
+function ensureBuilt(): void {
+  const srcDir = join(ROOT, 'src/credential-helper');
+  const newestSource = Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs));
+  const built = existsSync(HELPER) ? Math.min(...readdirSync(join(ROOT, 'dist/credential-helper')).filter((f) => f.endsWith('.js')).map((f) => statSync(join(ROOT, 'dist/credential-helper', f)).mtimeMs)) : 0;
+  if (built >= newestSource) return;
+  try {
+    execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
+  } catch {
+    // Type errors elsewhere in the tree still emit JavaScript; only a missing helper is fatal.
+  }
+  if (!existsSync(HELPER)) throw new Error('dist/credential-helper/main.js missing after npx tsc -p .');
+}
+
+let work: string;
+let binDir: string;
+let provider: DevProvider;
+let berth: RunningServer;
+let registry: RunningRegistry;
+let browser: Browser;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface UserEnv {
+  HOME: string;
+  XDG_CONFIG_HOME: string;
+  credentialsDir: string;
+  authFile: string;
+}
+
+/** A person's machine: own HOME and XDG dirs, a containers auth file that sends the registry to the helper. */
+function userEnv(): UserEnv {
+  const home = mkdtempSync(join(work, 'home-'));
+  for (const d of ['config', 'run', 'tmp']) mkdirSync(join(home, d), { mode: 0o700 });
+  const authFile = join(home, 'auth.json');
+  writeFileSync(authFile, JSON.stringify({ credHelpers: { [registry.host]: 'berth' } }));
+  return { HOME: home, XDG_CONFIG_HOME: join(home, 'config'), credentialsDir: join(home, 'config', 'berth'), authFile };
+}
+
+function run(cmd: string, args: string[], u: UserEnv, onStderr: (all: string) => void = () => {}, input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      env: { PATH: `${binDir}:/usr/bin:/bin`, HOME: u.HOME, XDG_CONFIG_HOME: u.XDG_CONFIG_HOME, XDG_RUNTIME_DIR: join(u.HOME, 'run'), TMPDIR: join(u.HOME, 'tmp'), BERTH_URL: berth.url },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      onStderr(stderr);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 85_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+function skopeo(u: UserEnv, args: string[], onStderr?: (all: string) => void): Promise<Run> {
+  const policy = join(u.HOME, 'policy.json');
+  writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+  return run('skopeo', ['--policy', policy, '--command-timeout', '80s', ...args], u, onStderr);
+}
+
+/** Resolves with the verification_uri_complete and user code once a process has printed them. */
+function promptWatcher(): { onStderr: (all: string) => void; prompt: Promise<{ url: string; code: string }> } {
+  let resolve!: (v: { url: string; code: string }) => void;
+  const prompt = new Promise<{ url: string; code: string }>((r) => (resolve = r));
+  return {
+    onStderr: (all) => {
+      const m = COMPLETE_URI.exec(all);
+      if (m) resolve({ url: m[1]!, code: m[2]! });
+    },
+    prompt,
+  };
+}
+
+async function signInAtProvider(page: Page, username: string, password: string): Promise<void> {
+  await page.getByRole('link', { name: 'Sign in with Corp SSO' }).click();
+  await page.getByLabel(/user/i).fill(username);
+  await page.getByLabel(/password/i).fill(password);
+  await Promise.all([page.waitForURL(new RegExp(`^${berth.url}/device`)), page.getByRole('button', { name: /sign in|log in|continue/i }).click()]);
+}
+
+/** Fails the waiting test with the process's output if it ends before printing a prompt. */
+async function promptOrExit(watch: Promise<{ url: string; code: string }>, proc: Promise<Run>): Promise<{ url: string; code: string }> {
+  return Promise.race([watch, proc.then((r) => Promise.reject(new Error(`exited ${r.code} before showing a code\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)))]);
+}
+
+beforeAll(async () => {
+  ensureBuilt();
+  work = mkdtempSync(join(tmpdir(), 'berth-device-e2e-'));
+  binDir = join(work, 'bin');
+  mkdirSync(binDir);
+  // What `npm i -g` would put on PATH: docker and skopeo find helpers as docker-credential-NAME.
+  writeFileSync(join(binDir, 'docker-credential-berth'), `#!/bin/sh\nexec '${process.execPath}' '${HELPER}' "$@"\n`, { mode: 0o755 });
+
+  const berthPort = await freePort();
+  const publicURL = `http://127.0.0.1:${berthPort}`;
+  provider = await startDevProvider({
+    users: [
+      { username: 'alice', password: 'alice-pw', email: 'alice@example.test', emailVerified: true, groups: ['team-a'] },
+      { username: 'bob', password: 'bob-pw', email: 'bob@example.test', emailVerified: true, groups: ['team-b'] },
+    ],
+    clients: [{ clientId: 'berth', clientSecret: 'berth-secret', redirectUris: [`${publicURL}/callback/corp`] }],
+    claimStyle: 'plain',
+  });
+  const config = await loadConfigText(
+    `
+server: { addr: "127.0.0.1:${berthPort}", publicURL: "${publicURL}" }
+token: { issuer: berth-device-test, services: [${SERVICE}], generatedKeyDir: keys }
+connectors:
+  - type: oidc
+    id: corp
+    name: Corp SSO
+    issuer: "${provider.issuer}"
+    clientID: berth
+    clientSecret: berth-secret
+    scopes: [openid, profile, email, groups, offline_access]
+    allowInsecureIssuer: true
+acl:
+  - match: { name: "\${labels:groups}/**" }
+    actions: [push, pull]
+    comment: teams push to their namespace
+`,
+    work,
+  );
+  berth = await startServer(config, { log: createLogger('silent') });
+  registry = await startRegistry({ realm: `${berth.url}/auth`, service: SERVICE, issuer: 'berth-device-test', rootCertBundlePath: berth.certificatePath! });
+  browser = await launchBrowser();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await registry?.stop();
+  await berth?.close();
+  await provider?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('docker-credential-berth with skopeo and a browser', () => {
+  it('skopeo triggers a device sign-in, the person approves it in the browser, and the push succeeds', async () => {
+    const u = userEnv();
+    const image = buildOciImage();
+    const watch = promptWatcher();
+    const push = skopeo(u, ['copy', '--preserve-digests', '--retry-times', '0', '--authfile', u.authFile, '--dest-tls-verify=false', `oci:${image.dir}`, `docker://${registry.host}/team-a/app:v1`], watch.onStderr);
+
+    const { url, code } = await promptOrExit(watch.prompt, push);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url);
+    // Not signed in yet: the sign-in page, which comes back to this code afterwards.
+    expect(new URL(page.url()).searchParams.get('returnTo')).toBe(`/device?user_code=${code}`);
+    await signInAtProvider(page, 'alice', 'alice-pw');
+    expect(page.url()).toBe(`${berth.url}/device?user_code=${code}`);
+    await expect(page.locator('#confirm-code').textContent()).resolves.toBe(code);
+    expect(await page.textContent('main')).toContain('credential helper (device)');
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await expect(page.getByRole('heading', { name: 'Device approved' }).isVisible()).resolves.toBe(true);
+    await context.close();
+
+    const result = await push;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('Signed in to');
+
+    // The PAT is filed for the registry, readable by the user only.
+    const file = join(u.credentialsDir, 'credentials.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(u.credentialsDir).mode & 0o777).toBe(0o700);
+    const entry = (JSON.parse(readFileSync(file, 'utf8')) as { credentials: Record<string, { username: string; secret: string; source: string; tokenId: string }> }).credentials[registry.host]!;
+    expect(entry).toMatchObject({ username: 'alice', source: 'device' });
+    expect(entry.secret).toMatch(/^berth_pat_/);
+    const pats = await berth.pats.list((await berth.pats.lookup(entry.secret))!.owner);
+    expect(pats.find((p) => p.id === entry.tokenId)?.name).toBe('credential helper (device)');
+
+    // Later commands use the stored token without asking anyone.
+    const back = mkdtempSync(join(work, 'pull-'));
+    const pull = await skopeo(u, ['copy', '--retry-times', '0', '--authfile', u.authFile, '--src-tls-verify=false', `docker://${registry.host}/team-a/app:v1`, `oci:${back}:v1`]);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(pull.stderr).not.toContain('enter the code');
+    const index = JSON.parse(readFileSync(join(back, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    expect(index.manifests[0]!.digest).toBe(image.manifestDigest);
+    // The token carries alice's access, no more.
+    const foreign = await skopeo(u, ['copy', '--retry-times', '0', '--authfile', u.authFile, '--dest-tls-verify=false', `oci:${image.dir}`, `docker://${registry.host}/team-b/app:v1`]);
+    expect(foreign.code).not.toBe(0);
+  });
+
+  it('a code typed into the form and denied ends the helper with "denied" and no token', async () => {
+    const u = userEnv();
+    const watch = promptWatcher();
+    const get = run('docker-credential-berth', ['get'], u, watch.onStderr, `${registry.host}\n`);
+    const { code } = await promptOrExit(watch.prompt, get);
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${berth.url}/device`);
+    await signInAtProvider(page, 'bob', 'bob-pw');
+    expect(page.url()).toBe(`${berth.url}/device`);
+    await page.getByLabel('Code').fill(code.toLowerCase().replace('-', ' '));
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.locator('#confirm-code').textContent()).resolves.toBe(code);
+    await page.getByRole('button', { name: 'Deny' }).click();
+    await expect(page.getByRole('heading', { name: 'Device denied' }).isVisible()).resolves.toBe(true);
+    await context.close();
+
+    const result = await get;
+    expect(result).toMatchObject({ code: 1, stdout: 'the sign-in was denied in the browser\n' });
+    expect(existsSync(join(u.credentialsDir, 'credentials.json'))).toBe(false);
+  });
+});

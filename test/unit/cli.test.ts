@@ -1,0 +1,281 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { hash, verify } from '@node-rs/bcrypt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSigningKey } from '../../src/tokens/keys.js';
+
+// The CLI is tested as shipped: the compiled dist/ (`npm test` runs `tsc -p .` first).
+const ROOT = resolve(import.meta.dirname, '../..');
+const MAIN = join(ROOT, 'dist/cli/main.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function berth(args: string[], opts: { input?: string; cwd?: string } = {}): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.BERTH_CONFIG;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`berth ${args.join(' ')} did not finish in 20 s; stderr: ${stderr}`));
+    }, 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+let dir: string;
+let aliceHash: string;
+
+beforeAll(async () => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npx tsc -p .\` first`);
+  dir = mkdtempSync(join(tmpdir(), 'berth-cli-test-'));
+  aliceHash = await hash('alice-pw', 4);
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('berth keygen', { timeout: 90_000 }, () => {
+  for (const alg of ['ES256', 'RS256', 'EdDSA'] as const) {
+    it(`--alg ${alg} writes a private key (mode 0600) and a certificate that load together`, async () => {
+      const out = join(dir, `keys-${alg}`);
+      const r = await berth(['keygen', '--out', out, '--alg', alg]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(join(out, 'key.pem'));
+      expect(r.stdout).toContain(join(out, 'cert.pem'));
+      expect(statSync(join(out, 'key.pem')).mode & 0o777).toBe(0o600);
+      const key = await loadSigningKey(readFileSync(join(out, 'key.pem'), 'utf8'), readFileSync(join(out, 'cert.pem'), 'utf8'));
+      expect(key.alg).toBe(alg);
+      expect(key.x5c).toHaveLength(1);
+      if (alg === 'EdDSA') expect(r.stderr).toMatch(/registry 2\.x cannot verify EdDSA/);
+    });
+  }
+
+  it('overwriting an existing, world-readable key.pem leaves it mode 0600', async () => {
+    const out = join(dir, 'keys-existing');
+    mkdirSync(out);
+    writeFileSync(join(out, 'key.pem'), 'old', { mode: 0o644 });
+    chmodSync(join(out, 'key.pem'), 0o644);
+    const r = await berth(['keygen', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statSync(join(out, 'key.pem')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(out, 'key.pem'), 'utf8')).toContain('BEGIN PRIVATE KEY');
+  });
+
+  it('defaults to ES256', async () => {
+    const out = join(dir, 'keys-default');
+    expect((await berth(['keygen', '--out', out])).code).toBe(0);
+    expect((await loadSigningKey(readFileSync(join(out, 'key.pem'), 'utf8'))).alg).toBe('ES256');
+  });
+
+  it('refuses bad usage with exit 2', async () => {
+    const noOut = await berth(['keygen']);
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toMatch(/keygen needs --out DIR/);
+    const badAlg = await berth(['keygen', '--out', join(dir, 'x'), '--alg', 'HS256']);
+    expect(badAlg.code).toBe(2);
+    expect(badAlg.stderr).toMatch(/--alg must be ES256, RS256 or EdDSA/);
+    expect(existsSync(join(dir, 'x', 'key.pem'))).toBe(false);
+  });
+});
+
+describe('berth hash-password', { timeout: 90_000 }, () => {
+  it('reads the password from stdin and prints a bcrypt hash that verifies', async () => {
+    const r = await berth(['hash-password', '--cost', '4'], { input: 'correct horse\n' });
+    expect(r.code, r.stderr).toBe(0);
+    const printed = r.stdout.trim();
+    expect(printed).toMatch(/^\$2[aby]\$04\$[./A-Za-z0-9]{53}$/);
+    expect(await verify('correct horse', printed)).toBe(true);
+    // The trailing newline from echo/stdin is not part of the password.
+    expect(await verify('correct horse\n', printed)).toBe(false);
+    expect(r.stdout).not.toContain('correct horse');
+  });
+
+  it('uses cost 10 by default and keeps inner spaces', async () => {
+    const r = await berth(['hash-password'], { input: ' pass word ' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\$2[aby]\$10\$/);
+    expect(await verify(' pass word ', r.stdout.trim())).toBe(true);
+  });
+
+  it('refuses an empty password and a bad cost with exit 2', async () => {
+    const empty = await berth(['hash-password'], { input: '\n' });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/empty password/);
+    const cost = await berth(['hash-password', '--cost', '99'], { input: 'x' });
+    expect(cost.code).toBe(2);
+    expect(cost.stderr).toMatch(/--cost must be 4\.\.15/);
+  });
+});
+
+describe('berth check-config', { timeout: 90_000 }, () => {
+  it('exits 0 on a good file', async () => {
+    const file = join(dir, 'good.yml');
+    writeFileSync(file, `users:\n  alice: {password: "${aliceHash}"}\n  "": {}\nacl:\n  - match: {account: alice}\n    actions: ["*"]\n`);
+    const r = await berth(['check-config', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${file}: ok`);
+  });
+
+  it('exits 1 and names every problem with its path', async () => {
+    const file = join(dir, 'bad.yml');
+    writeFileSync(
+      file,
+      `token:
+  key: missing.key
+users:
+  bob: {}
+  carol: {password: plaintext}
+acl:
+  - match: {account: a}
+    actions: ["*"]
+  - match: {account: b}
+    actions: ["*"]
+  - match: {account: c}
+    actions: ["*"]
+  - match: {account: d, team: x}
+    actions: ["*"]
+  - match: {account: e}
+`,
+    );
+    const r = await berth(['check-config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^configuration error: 5 configuration problems:/);
+    for (const expected of [`token.key: cannot read ${join(dir, 'missing.key')}: ENOENT`, 'users.bob: a password', 'users.carol.password: not a bcrypt hash', 'acl[3].match.team: unknown key', 'acl[4].actions: ']) {
+      expect(r.stderr).toContain(expected);
+    }
+    expect(r.stderr).not.toContain('plaintext');
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('exits 1 on a missing file and 2 without a file', async () => {
+    const missing = await berth(['check-config', join(dir, 'nope.yml')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read config file .*nope\.yml: ENOENT/);
+    const none = await berth(['check-config']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/check-config needs a FILE/);
+  });
+});
+
+describe('berth acl explain', { timeout: 90_000 }, () => {
+  let config: string;
+  beforeAll(() => {
+    config = join(dir, 'acl.yml');
+    writeFileSync(
+      config,
+      `users:
+  alice: {password: "${aliceHash}", labels: {team: [web]}}
+  "": {}
+acl:
+  - match: {account: admin}
+    actions: ["*"]
+    comment: admins do everything
+  - match: {name: "secret/**"}
+    actions: []
+    comment: nobody touches secrets
+  - match: {labels: {groups: ops}, type: registry, name: catalog}
+    actions: ["*"]
+    comment: ops list the catalog
+  - match: {account: "/.+/", name: "\${labels:groups}/*"}
+    actions: [pull, push]
+    comment: groups own their namespace
+  - match: {name: "\${labels:team}-mirror"}
+    actions: [pull]
+`,
+    );
+  });
+
+  it('prints the deciding rule (index and comment) and the granted actions for each scope', async () => {
+    const r = await berth(['acl', 'explain', '--config', config, '--account', 'alice', '--label', 'groups=web,ops', 'repository:web/app:pull,push,delete', 'registry:catalog:*', 'repository:secret/x:pull', 'repository:other/app:pull']);
+    expect(r.code, r.stderr).toBe(0);
+    const blocks = r.stdout.trim().split(/\n(?=\S)/);
+    expect(blocks).toHaveLength(4);
+    expect(blocks[0]).toMatch(/^repository:web\/app:pull,push,delete\n/);
+    expect(blocks[0]).toMatch(/granted: pull,push\n/);
+    expect(blocks[0]).toMatch(/acl\[3\].*\(groups own their namespace\)/);
+    expect(blocks[1]).toMatch(/granted: \*/);
+    expect(blocks[1]).toMatch(/acl\[2\].*\(ops list the catalog\)/);
+    expect(blocks[2]).toMatch(/granted: \(nothing\)/);
+    expect(blocks[2]).toMatch(/acl\[1\].*\(nobody touches secrets\)/);
+    expect(blocks[2]).toMatch(/denies explicitly/);
+    expect(blocks[3]).toMatch(/granted: \(nothing\)/);
+    expect(blocks[3]).toMatch(/no rule matched/);
+  });
+
+  it("adds the user's configured labels to those given on the command line", async () => {
+    const r = await berth(['acl', 'explain', '--config', config, '--account', 'alice', 'repository:web-mirror:pull']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/granted: pull/);
+    expect(r.stdout).toMatch(/acl\[4\]/);
+  });
+
+  it('explains for the anonymous account ""', async () => {
+    const r = await berth(['acl', 'explain', '--config', config, '--account', '', 'repository:web/app:pull']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/no rule matched/);
+  });
+
+  it('a bad scope is an error naming it (exit 1)', async () => {
+    const r = await berth(['acl', 'explain', '--config', config, '--account', 'alice', 'nonsense']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/invalid scope "nonsense"/);
+  });
+
+  it('bad usage exits 2 with a message', async () => {
+    const cases: [string[], RegExp][] = [
+      [['acl'], /usage: berth acl explain/],
+      [['acl', 'describe'], /usage: berth acl explain/],
+      [['acl', 'explain', '--account', 'a', 'repository:a:pull'], /needs --config FILE/],
+      [['acl', 'explain', '--config', config, 'repository:a:pull'], /needs --account/],
+      [['acl', 'explain', '--config', config, '--account', 'a'], /at least one SCOPE/],
+      [['acl', 'explain', '--config', config, '--account', 'a', '--label', 'novalue', 'repository:a:pull'], /--label wants key=value/],
+      [['acl', 'explain', '--config', config, '--account', 'a', '--colour', 'repository:a:pull'], /Unknown option '--colour'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await berth(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+});
+
+describe('berth itself', { timeout: 90_000 }, () => {
+  it('an unknown command exits 2 with the usage', async () => {
+    const r = await berth(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown command frobnicate/);
+    expect(r.stderr).toMatch(/usage: berth <command>/);
+  });
+
+  it('no command prints the usage and exits 2; help exits 0', async () => {
+    const none = await berth([]);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toMatch(/usage: berth <command>/);
+    const help = await berth(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/keygen --out DIR/);
+  });
+
+  it('prints the package version', async () => {
+    const r = await berth(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+  });
+});
