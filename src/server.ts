@@ -219,6 +219,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), publicURL.startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
     limiter,
+    isAdmin,
     metrics,
     log,
   };

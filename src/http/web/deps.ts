@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { CallbackConnector } from '../../connectors/connector.js';
-import type { Accounts } from '../../identity/accounts.js';
+import type { AccountRecord, Accounts } from '../../identity/accounts.js';
 import type { ContinuousAccess } from '../../identity/continuous-access.js';
 import type { StaticUsers } from '../../identity/static-users.js';
 import type { Pats } from '../../tokens/pats.js';
@@ -24,6 +24,8 @@ export interface WebDeps {
   sessions: Sessions;
   recheckMinutes: number;
   limiter: AuthLimiter;
+  /** Admins (config `admin`) see the robot accounts page. */
+  isAdmin(account: AccountRecord): boolean;
   metrics: Metrics;
   log: Logger;
 }

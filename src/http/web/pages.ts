@@ -62,6 +62,7 @@ export interface TokensPageInput {
   defaultDays: number;
   maxDays: number;
   recheck: { possible: boolean; minutes: number; provider: string };
+  admin?: boolean;
   created?: { secret: string; record: PatRecord } | undefined;
   notice?: string | undefined;
   error?: string | undefined;
@@ -94,6 +95,7 @@ ${
         ? `Your groups are re-checked with ${p.recheck.provider} every ${p.recheck.minutes} minutes while your tokens are in use; if you lose access there, your tokens lose it too.`
         : `${p.recheck.provider} gave Berth no way to re-check your account, so your tokens keep the groups you had when you signed in until they expire.`
     }</p></div>
+${p.admin ? html`<p><a href="/robots">Robot accounts</a> (administrators)</p>` : ''}
 <div class="card"><h2>Create a token</h2>
 <form method="post" action="/tokens">
 <input type="hidden" name="csrf" value="${p.csrf}">
@@ -104,7 +106,8 @@ ${
 <label><input type="checkbox" name="actions" value="pull" style="width:auto"> pull</label>
 <label><input type="checkbox" name="actions" value="push" style="width:auto"> push</label>
 </fieldset>
-<button type="submit">Create token</button></form></div>
+<button type="submit">Create token</button></form>
+<p class="muted">Tired of pasting tokens? The <code>docker-credential-berth</code> helper signs in with a code shown here at <a href="/device">/device</a> and renews its token by itself.</p></div>
 <div class="card"><h2>Your tokens</h2>
 ${
   p.pats.length === 0

@@ -57,6 +57,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
         csrf: s.session.csrf,
         defaultDays: Math.max(1, Math.round(d.pats.policy.defaultTTLSeconds / 86400)),
         maxDays: Math.max(1, Math.floor(d.pats.policy.maxTTLSeconds / 86400)),
+        admin: d.isAdmin(s.account),
         recheck: { possible: d.access.canRecheck(s.account), minutes: d.recheckMinutes, provider: connector?.name ?? (s.account.identity.connector === LOCAL_CONNECTOR ? 'local account' : s.account.identity.connector) },
         ...extra,
       }),

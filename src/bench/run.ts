@@ -1,0 +1,414 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus as cpuList, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon, { type Result } from 'autocannon';
+import { Redis } from 'ioredis';
+import { labelsOf } from '../identity/accounts.js';
+import { Acl, parseClientIp, type AclSubject } from '../policy/acl.js';
+import { parseScopes } from '../policy/scope.js';
+import { benchScopes, largeAcl, PAT_USER, SMALL_ACL } from './acl-fixture.js';
+import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
+import type { StoreSpec, TargetMessage, TargetReady, TargetSpec } from './target.js';
+
+/**
+ * `npm run bench`: throughput and latency of the token endpoint against a bare Koa route, on this
+ * machine. Each server runs in a child process (target.ts); autocannon runs here. Then the ACL's
+ * decision cost in-process, and a CPU profile of the PAT scenario.
+ */
+
+const TARGET = fileURLToPath(new URL('./target.js', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+const USAGE = `usage: npm run bench -- [--duration SECONDS] [--connections N] [--warmup SECONDS]
+                          [--log-level info|warn|silent] [--no-profile] [--json FILE]`;
+
+interface Options {
+  duration: number;
+  connections: number;
+  warmup: number;
+  logLevel: string;
+  profile: boolean;
+  json: string | undefined;
+}
+
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      warmup: { type: 'string' },
+      'log-level': { type: 'string' },
+      'no-profile': { type: 'boolean' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const int = (v: string | undefined, def: number, name: string, min: number) => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}\n${USAGE}`);
+    return n;
+  };
+  const logLevel = values['log-level'] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new Error(`--log-level: unknown level ${logLevel}\n${USAGE}`);
+  return {
+    duration: int(values.duration, 10, 'duration', 1),
+    connections: int(values.connections, 50, 'connections', 1),
+    warmup: int(values.warmup, 2, 'warmup', 0),
+    logLevel,
+    profile: !values['no-profile'],
+    json: values.json,
+  };
+}
+
+// ---- Redis -----------------------------------------------------------------------------------
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function redisReachable(url: string): Promise<boolean> {
+  const c = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    c.disconnect();
+  }
+}
+
+async function deletePrefix(url: string, prefix: string): Promise<number> {
+  const c = new Redis(url, { maxRetriesPerRequest: 1 });
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await c.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) deleted += await c.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    c.disconnect();
+  }
+  return deleted;
+}
+
+// ---- child processes -------------------------------------------------------------------------
+
+interface Target {
+  child: ChildProcess;
+  ready: TargetReady;
+}
+
+const live = new Set<ChildProcess>();
+/** Redis key prefixes the targets wrote under; deleted at the end, also after a failure or Ctrl-C. */
+const prefixes: string[] = [];
+
+async function cleanUp(): Promise<void> {
+  for (const c of live) await stopTarget(c);
+  for (const p of prefixes.splice(0)) await deletePrefix(REDIS_URL, p).catch(() => {});
+}
+
+async function startTarget(spec: TargetSpec, execArgv: string[] = []): Promise<Target> {
+  const child = fork(TARGET, [JSON.stringify(spec)], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  const ready = await new Promise<TargetReady>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`target did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    child.once('message', (m: TargetMessage) => {
+      clearTimeout(timer);
+      if (m.type === 'ready') resolve(m);
+      else reject(new Error(`target failed to start: ${m.message}`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`target exited during start (code ${code})`));
+    });
+  });
+  return { child, ready };
+}
+
+async function stopTarget(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.send({ type: 'stop' });
+  });
+}
+
+/** Peak resident set size (VmHWM) of a process, in MB; null where /proc is absent. */
+function peakRssMB(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/PID/stat; null without /proc.
+ * Per request it is the figure that stays meaningful when other work shares the machine.
+ */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the file, in clock ticks (USER_HZ, 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+interface Scenario {
+  id: 'a' | 'b' | 'c' | 'd';
+  label: string;
+  spec: TargetSpec;
+  /** Scopes the response must grant pull+push on (Berth targets). */
+  scopes: number;
+}
+
+interface Measured {
+  id: Scenario['id'];
+  label: string;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  peakRssMB: number | null;
+  non2xx: number;
+  errors: number;
+  requests: number;
+  /** Server CPU time per completed request, µs. */
+  cpuUsPerReq: number | null;
+  /** CPU the load generator (this process) used, % of one core: near 100 it, not the server, is the limit. */
+  generatorCpuPct: number;
+}
+
+/** One request before the load: the bench must measure granted tokens, not refusals. */
+async function checkResponse(s: Scenario, t: TargetReady): Promise<void> {
+  const res = await fetch(`${t.url}${t.path}`, { headers: t.headers });
+  const body = (await res.json()) as Record<string, unknown>;
+  if (res.status !== 200) throw new Error(`${s.label}: expected 200 before the load, got ${res.status} ${JSON.stringify(body)}`);
+  if (s.spec.kind === 'koa') return;
+  const payload = JSON.parse(Buffer.from(String(body.token).split('.')[1] ?? '', 'base64url').toString()) as { access?: { name: string; actions: string[] }[] };
+  const granted = (payload.access ?? []).filter((a) => a.actions.includes('pull') && a.actions.includes('push'));
+  if (granted.length !== s.scopes) throw new Error(`${s.label}: token grants pull+push on ${granted.length} of ${s.scopes} scopes: ${JSON.stringify(payload.access)}`);
+}
+
+async function load(t: TargetReady, connections: number, duration: number): Promise<Result> {
+  return autocannon({ url: `${t.url}${t.path}`, headers: t.headers, connections, duration, timeout: 10 });
+}
+
+async function measure(s: Scenario, o: Options): Promise<Measured> {
+  const t = await startTarget(s.spec);
+  try {
+    await checkResponse(s, t.ready);
+    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup);
+    const cpuBefore = cpuSeconds(t.child.pid!);
+    const ownBefore = process.cpuUsage();
+    const wallBefore = process.hrtime.bigint();
+    const r = await load(t.ready, o.connections, o.duration);
+    const own = process.cpuUsage(ownBefore);
+    const wallUs = Number(process.hrtime.bigint() - wallBefore) / 1000;
+    const cpuAfter = cpuSeconds(t.child.pid!);
+    return {
+      id: s.id,
+      label: s.label,
+      reqPerSec: r.requests.average,
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      peakRssMB: peakRssMB(t.child.pid!),
+      non2xx: r.non2xx,
+      errors: r.errors + r.timeouts,
+      requests: r.requests.total,
+      cpuUsPerReq: cpuBefore === null || cpuAfter === null || r.requests.total === 0 ? null : ((cpuAfter - cpuBefore) * 1e6) / r.requests.total,
+      generatorCpuPct: ((own.user + own.system) / wallUs) * 100,
+    };
+  } finally {
+    await stopTarget(t.child);
+  }
+}
+
+const PROFILED_NAMES = ['handleTokenRequest', 'parseTokenRequest', 'authenticate', 'authorize', 'decide', 'sign', 'lookup', 'principalFor', 'current', 'touch', 'LOG', 'respond'];
+
+async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSummary; file: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-prof-'));
+  const t = await startTarget(s.spec, ['--cpu-prof', '--cpu-prof-dir', dir]);
+  let windowUs: [number, number];
+  try {
+    await checkResponse(s, t.ready);
+    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup);
+    const from = Number(process.hrtime.bigint() / 1000n);
+    await load(t.ready, o.connections, o.duration);
+    windowUs = [from, Number(process.hrtime.bigint() / 1000n)];
+  } finally {
+    await stopTarget(t.child);
+  }
+  const name = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!name) throw new Error(`no .cpuprofile written in ${dir}`);
+  const file = join(dir, name);
+  return { summary: summarizeProfile(file, { top: 25, windowUs, names: PROFILED_NAMES }), file };
+}
+
+// ---- ACL decision cost -----------------------------------------------------------------------
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Median µs of one decide() over `scopeCount` scopes. Calls are timed in batches of about a
+ * millisecond so that the timer's resolution does not matter; sampling stops after `budgetMs`.
+ */
+function aclDecisionMicros(rules: ConstructorParameters<typeof Acl>[0], scopeCount: number, budgetMs = 3000): { medianUs: number; iterations: number } {
+  const acl = new Acl(rules);
+  const scopes = parseScopes(benchScopes(scopeCount));
+  const labels = labelsOf({ connector: 'corp', subject: 'bench-subject', username: PAT_USER.username, email: PAT_USER.email, groups: [...PAT_USER.groups] });
+  const subject: AclSubject = { account: PAT_USER.username, labels, service: 'registry', ip: parseClientIp('127.0.0.1') };
+  const check = acl.decide(subject, scopes);
+  if (check.some((d) => d.granted.join(',') !== 'pull,push')) throw new Error(`ACL fixture: expected pull,push on every scope, got ${JSON.stringify(check.map((d) => d.granted))}`);
+  const now = () => Number(process.hrtime.bigint()) / 1000;
+  let batch = 1;
+  for (;;) {
+    const start = now();
+    for (let i = 0; i < batch; i++) acl.decide(subject, scopes);
+    if (now() - start >= 1000 || batch >= 1 << 20) break;
+    batch *= 2;
+  }
+  const perCall: number[] = [];
+  const deadline = now() + budgetMs * 1000;
+  while (perCall.length < 1000 && (perCall.length < 30 || now() < deadline)) {
+    const start = now();
+    for (let i = 0; i < batch; i++) acl.decide(subject, scopes);
+    perCall.push((now() - start) / batch);
+  }
+  return { medianUs: median(perCall), iterations: perCall.length * batch };
+}
+
+// ---- output ----------------------------------------------------------------------------------
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r, ri) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ') + (ri === 0 ? `\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : '')).join('\n');
+}
+
+const fmt = (n: number | null, digits = 0) => (n === null ? 'n/a' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const redisOk = await redisReachable(REDIS_URL);
+  const runId = randomBytes(4).toString('hex');
+  const store = (id: string): StoreSpec => {
+    if (!redisOk) return { type: 'memory' };
+    const keyPrefix = `berth-bench:${runId}:${id}:`;
+    prefixes.push(keyPrefix);
+    return { type: 'redis', url: REDIS_URL, keyPrefix };
+  };
+  const berth = (credential: 'pat' | 'static', acl: 'small' | 'large', scopes: number, id: string): TargetSpec => ({ kind: 'berth', credential, acl, scopes, store: store(id), logLevel: o.logLevel });
+  const scenarios: Scenario[] = [
+    { id: 'a', label: '(a) bare Koa JSON route', spec: { kind: 'koa' }, scopes: 0 },
+    { id: 'b', label: '(b) /auth PAT, 1 scope, ES256', spec: berth('pat', 'small', 1, 'b'), scopes: 1 },
+    { id: 'c', label: '(c) /auth static bcrypt user, 1 scope', spec: berth('static', 'small', 1, 'c'), scopes: 1 },
+    { id: 'd', label: '(d) /auth PAT, 10 scopes, 1,000-rule ACL', spec: berth('pat', 'large', 10, 'd'), scopes: 10 },
+  ];
+
+  const cpus = cpuList();
+  process.stdout.write(
+    `Berth bench: ${o.connections} connections, ${o.duration} s per target after ${o.warmup} s warm-up; node ${process.version}; ` +
+      `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; server log level ${o.logLevel}\n` +
+      (redisOk ? `store: Redis at ${REDIS_URL} (key prefix berth-bench:${runId}:*, deleted afterwards)\n` : `store: MEMORY — Redis at ${REDIS_URL} did not answer, so (b)-(d) do not include Redis round trips\n`) +
+      '\n',
+  );
+
+  const results: Measured[] = [];
+  let prof: Awaited<ReturnType<typeof profile>> | undefined;
+  try {
+    for (const s of scenarios) {
+      process.stderr.write(`running ${s.label} ...\n`);
+      results.push(await measure(s, o));
+    }
+    if (o.profile) {
+      process.stderr.write('profiling (b) with --cpu-prof ...\n');
+      prof = await profile({ ...scenarios[1]!, spec: berth('pat', 'small', 1, 'b-profile') }, o);
+    }
+  } finally {
+    await cleanUp();
+  }
+
+  const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'non-2xx', 'errors', 'requests', 'server CPU µs/req', 'generator CPU %']];
+  for (const r of results) rows.push([r.label, fmt(r.reqPerSec), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRssMB, 1), fmt(r.non2xx), fmt(r.errors), fmt(r.requests), fmt(r.cpuUsPerReq), fmt(r.generatorCpuPct)]);
+  process.stdout.write(`${table(rows)}\nload average after the runs: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes on this machine compete for its ${cpus.length} CPUs)\n\n`);
+  const a = results.find((r) => r.id === 'a')!;
+  const b = results.find((r) => r.id === 'b')!;
+  const ratio = b.reqPerSec / a.reqPerSec;
+  const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  process.stdout.write(`(b)/(a) throughput ratio: ${ratio.toFixed(3)}  (goal ≥ 0.6: ${mark(ratio >= 0.6)})`);
+  if (a.cpuUsPerReq && b.cpuUsPerReq) process.stdout.write(`;  CPU-cost ratio (a)/(b): ${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(3)} (what the throughput ratio tends to on an otherwise idle machine)`);
+  process.stdout.write('\n');
+  process.stdout.write(`(b) p99: ${fmt(b.p99, 1)} ms  (goal < 10 ms: ${mark(b.p99 < 10)});  (b) peak RSS: ${fmt(b.peakRssMB, 1)} MB  (goal < 150 MB: ${mark((b.peakRssMB ?? Infinity) < 150)})\n\n`);
+
+  const large = aclDecisionMicros(largeAcl(1000), 10);
+  const small = aclDecisionMicros(SMALL_ACL, 10);
+  process.stdout.write(
+    `ACL decision, 10 scopes, 1,000 rules (deciding rule last): median ${large.medianUs.toFixed(1)} µs per request (${(large.medianUs / 10).toFixed(2)} µs per scope), ${large.iterations.toLocaleString('en-US')} iterations\n` +
+      `ACL decision, 10 scopes, ${SMALL_ACL.length} rules: median ${small.medianUs.toFixed(1)} µs per request\n`,
+  );
+
+  if (prof) {
+    const s = prof.summary;
+    const busy = s.wallMs - s.idleMs;
+    const pct = (ms: number) => ((ms / busy) * 100).toFixed(1);
+    process.stdout.write(
+      `\nCPU profile of (b), ${s.windowed ? 'measured load window only' : 'whole process (load window not inside the profile)'} (${prof.file}):\n` +
+        `  ${fmt(s.wallMs)} ms sampled: idle ${fmt(s.idleMs)} ms (${((s.idleMs / s.wallMs) * 100).toFixed(1)} %), busy ${fmt(busy)} ms, of which GC ${fmt(s.gcMs)} ms (${pct(s.gcMs)} % of busy)\n` +
+        'Top functions by self time:\n',
+    );
+    const fr = [['function', 'where', 'self ms', '% busy', 'total ms']];
+    for (const f of s.functions) fr.push([f.name, f.where, fmt(f.selfMs), pct(f.selfMs), fmt(f.totalMs)]);
+    process.stdout.write(`${table(fr)}\n\nSelf time by origin:\n`);
+    const or = [['origin', 'self ms', '% busy']];
+    for (const x of s.byOrigin.filter((x) => x.origin !== '(idle)').slice(0, 20)) or.push([x.origin, fmt(x.selfMs), pct(x.selfMs)]);
+    process.stdout.write(`${table(or)}\n\nTotal time of functions by name (all functions of that name; synchronous part of each call):\n`);
+    for (const [name, ms] of s.byName) process.stdout.write(`  ${name.padEnd(20)} ${fmt(ms).padStart(7)} ms  ${pct(ms).padStart(5)} %\n`);
+  }
+
+  if (o.json) {
+    writeFileSync(o.json, JSON.stringify({ options: o, store: redisOk ? 'redis' : 'memory', results, ratio, acl: { large, small }, profile: prof && { ...prof.summary, byName: Object.fromEntries(prof.summary.byName), file: prof.file } }, null, 2));
+    process.stdout.write(`\nwrote ${o.json}\n`);
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of live) c.kill('SIGKILL');
+    live.clear();
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hash } from '@node-rs/bcrypt';
+import yaml from 'js-yaml';
+import Koa from 'koa';
+import { loadConfigText } from '../config/load.js';
+import { startServer, type RunningServer } from '../server.js';
+import { accountKey } from '../identity/accounts.js';
+import { benchScopes, BENCH_SERVICE, largeAcl, PAT_USER, SMALL_ACL, STATIC_USER } from './acl-fixture.js';
+
+/**
+ * One server under load, in its own process so that the load generator never shares its event loop.
+ * Started by run.ts with fork(); the spec comes as argv[2] (JSON), `ready` goes back over IPC and
+ * `stop` ends the process (cleanly, so that --cpu-prof can write its profile).
+ */
+
+export type StoreSpec = { type: 'redis'; url: string; keyPrefix: string } | { type: 'memory' };
+
+export type TargetSpec =
+  | { kind: 'koa' }
+  | { kind: 'berth'; credential: 'pat' | 'static'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string };
+
+export interface TargetReady {
+  type: 'ready';
+  url: string;
+  /** Path and query of the request under load. */
+  path: string;
+  headers: Record<string, string>;
+}
+
+export type TargetMessage = TargetReady | { type: 'error'; message: string };
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+async function startKoa(): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
+  const app = new Koa();
+  app.use((ctx) => {
+    if (ctx.path === '/json') ctx.body = { status: 'ok', service: BENCH_SERVICE };
+    else ctx.status = 404;
+  });
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    ready: { type: 'ready', url: `http://127.0.0.1:${port}`, path: '/json', headers: {} },
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+  const doc = {
+    server: { addr: '127.0.0.1:0' },
+    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: 'keys', generatedKeyAlg: 'ES256' },
+    store: spec.store.type === 'redis' ? { type: 'redis', redis: { url: spec.store.url, keyPrefix: spec.store.keyPrefix } } : { type: 'memory' },
+    secrets: { encryptionKey: randomBytes(32).toString('hex') },
+    log: { level: spec.logLevel },
+    users: { [STATIC_USER.username]: { password: await hash(STATIC_USER.password, 10), labels: { groups: [...STATIC_USER.groups] } } },
+    // Never contacted: the bench account has no upstream token, so continuous access keeps its groups.
+    connectors: [{ type: 'oidc', id: 'corp', issuer: 'http://127.0.0.1:9/', clientID: 'bench', clientSecret: 'bench', allowInsecureIssuer: true }],
+    acl: spec.acl === 'large' ? largeAcl(1000) : SMALL_ACL,
+  };
+  const config = await loadConfigText(yaml.dump(doc), dir);
+  let running: RunningServer;
+  try {
+    running = await startServer(config, { port: 0, host: '127.0.0.1' });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  let password: string = STATIC_USER.password;
+  let username: string = STATIC_USER.username;
+  if (spec.credential === 'pat') {
+    const identity = { connector: 'corp', subject: 'bench-subject', username: PAT_USER.username, email: PAT_USER.email, groups: [...PAT_USER.groups] };
+    await running.accounts.recordLogin(identity);
+    const { secret } = await running.pats.create({ owner: accountKey(identity), username: PAT_USER.username, name: 'bench' });
+    password = secret;
+    username = PAT_USER.username;
+  }
+  const query = [`service=${BENCH_SERVICE}`, ...benchScopes(spec.scopes).map((s) => `scope=${encodeURIComponent(s)}`)].join('&');
+  return {
+    ready: { type: 'ready', url: running.url, path: `/auth?${query}`, headers: { authorization: basic(username, password) } },
+    stop: async () => {
+      await running.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const send = (m: TargetMessage) => process.send?.(m);
+  let stop: (() => Promise<void>) | undefined;
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type !== 'stop') return;
+    const done = () => process.exit(0);
+    (stop ? stop() : Promise.resolve()).then(done, done);
+  });
+  // The parent going away must not leave a server behind.
+  process.on('disconnect', () => process.exit(0));
+  try {
+    const spec = JSON.parse(process.argv[2] ?? '') as TargetSpec;
+    const started = spec.kind === 'koa' ? await startKoa() : await startBerth(spec);
+    stop = started.stop;
+    send(started.ready);
+  } catch (e) {
+    send({ type: 'error', message: (e as Error).stack ?? String(e) });
+    process.exit(1);
+  }
+}
+
+void main();
