@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { hash } from '@node-rs/bcrypt';
 import { ConfigError } from '../config/errors.js';
 import type { KeygenAlg } from '../tokens/keygen.js';
 import { ScopeError } from '../policy/scope.js';
 import { parse, UsageError } from './args.js';
 import { explain } from './acl-explain.js';
-import { robotCommand, ROBOT_USAGE } from './robot.js';
+import { ROBOT_USAGE } from './robot.js';
 
 const USAGE = `usage: berth <command>
   serve [--config FILE] [--demo]        run the server (config also from BERTH_CONFIG)

@@ -1,18 +1,16 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { ensureBuilt } from '../helpers/build.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
-import { startDevProvider, type DevProvider } from '../../src/demo/dev-provider.js';
-import { createLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { buildOciImage } from '../helpers/oci-image.js';
-import { freePort } from '../helpers/redis.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { startSsoStack, type SsoStack } from '../helpers/sso-stack.js';
+import type { RunningRegistry } from '../helpers/registry.js';
 
 // docker-credential-berth end to end: skopeo, configured to ask the helper for the registry's
 // credentials, triggers a device sign-in; chromium signs in at a real OpenID provider, approves the
@@ -20,29 +18,15 @@ import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HELPER = join(ROOT, 'dist/credential-helper/main.js');
-const SERVICE = 'registry';
 const COMPLETE_URI = /\(or open (http:\/\/\S+\/device\?user_code=([A-Z]{4}-[A-Z]{4}))\)/;
 
-/** Compiles src/ when the helper's output is missing or older than its sources. */
-function ensureBuilt(): void {
-  const srcDir = join(ROOT, 'src/credential-helper');
-  const newestSource = Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs));
-  const built = existsSync(HELPER) ? Math.min(...readdirSync(join(ROOT, 'dist/credential-helper')).filter((f) => f.endsWith('.js')).map((f) => statSync(join(ROOT, 'dist/credential-helper', f)).mtimeMs)) : 0;
-  if (built >= newestSource) return;
-  try {
-    execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
-  } catch {
-    // Type errors elsewhere in the tree still emit JavaScript; only a missing helper is fatal.
-  }
-  if (!existsSync(HELPER)) throw new Error('dist/credential-helper/main.js missing after npx tsc -p .');
-}
 
 let work: string;
 let binDir: string;
-let provider: DevProvider;
 let berth: RunningServer;
 let registry: RunningRegistry;
 let browser: Browser;
+let stack: SsoStack;
 
 interface Run {
   code: number;
@@ -121,53 +105,21 @@ async function promptOrExit(watch: Promise<{ url: string; code: string }>, proc:
 }
 
 beforeAll(async () => {
-  ensureBuilt();
+  ensureBuilt('credential-helper');
   work = mkdtempSync(join(tmpdir(), 'berth-device-e2e-'));
   binDir = join(work, 'bin');
   mkdirSync(binDir);
   // What `npm i -g` would put on PATH: docker and skopeo find helpers as docker-credential-NAME.
   writeFileSync(join(binDir, 'docker-credential-berth'), `#!/bin/sh\nexec '${process.execPath}' '${HELPER}' "$@"\n`, { mode: 0o755 });
 
-  const berthPort = await freePort();
-  const publicURL = `http://127.0.0.1:${berthPort}`;
-  provider = await startDevProvider({
-    users: [
-      { username: 'alice', password: 'alice-pw', email: 'alice@example.test', emailVerified: true, groups: ['team-a'] },
-      { username: 'bob', password: 'bob-pw', email: 'bob@example.test', emailVerified: true, groups: ['team-b'] },
-    ],
-    clients: [{ clientId: 'berth', clientSecret: 'berth-secret', redirectUris: [`${publicURL}/callback/corp`] }],
-    claimStyle: 'plain',
-  });
-  const config = await loadConfigText(
-    `
-server: { addr: "127.0.0.1:${berthPort}", publicURL: "${publicURL}" }
-token: { issuer: berth-device-test, services: [${SERVICE}], generatedKeyDir: keys }
-connectors:
-  - type: oidc
-    id: corp
-    name: Corp SSO
-    issuer: "${provider.issuer}"
-    clientID: berth
-    clientSecret: berth-secret
-    scopes: [openid, profile, email, groups, offline_access]
-    allowInsecureIssuer: true
-acl:
-  - match: { name: "\${labels:groups}/**" }
-    actions: [push, pull]
-    comment: teams push to their namespace
-`,
-    work,
-  );
-  berth = await startServer(config, { log: createLogger('silent') });
-  registry = await startRegistry({ realm: `${berth.url}/auth`, service: SERVICE, issuer: 'berth-device-test', rootCertBundlePath: berth.certificatePath! });
+  stack = await startSsoStack(work, 'berth-device-test');
+  ({ berth, registry } = stack);
   browser = await launchBrowser();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  await registry?.stop();
-  await berth?.close();
-  await provider?.close();
+  await stack?.close();
   rmSync(work, { recursive: true, force: true });
 });
 

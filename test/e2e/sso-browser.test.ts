@@ -3,13 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { startDevProvider, type DevProvider } from '../../src/demo/dev-provider.js';
+import type { RunningServer } from '../../src/server.js';
+import type { DevProvider } from '../../src/demo/dev-provider.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { buildOciImage } from '../helpers/oci-image.js';
-import { freePort } from '../helpers/redis.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { startSsoStack, type SsoStack } from '../helpers/sso-stack.js';
+import type { RunningRegistry } from '../helpers/registry.js';
 import { copy, describeResult } from '../helpers/skopeo.js';
 
 // The whole person-facing flow with real parts: chromium signs in at a real OpenID provider, creates
@@ -21,6 +20,7 @@ let provider: DevProvider;
 let berth: RunningServer;
 let registry: RunningRegistry;
 let browser: Browser;
+let stack: SsoStack;
 
 const SERVICE = 'registry';
 
@@ -55,51 +55,14 @@ async function createPat(page: Page, name: string): Promise<string> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'berth-sso-'));
-  const berthPort = await freePort();
-  const publicURL = `http://127.0.0.1:${berthPort}`;
-  provider = await startDevProvider({
-    users: [
-      { username: 'alice', password: 'alice-pw', email: 'alice@example.test', emailVerified: true, groups: ['team-a'] },
-      { username: 'bob', password: 'bob-pw', email: 'bob@example.test', emailVerified: true, groups: ['team-b'] },
-    ],
-    clients: [{ clientId: 'berth', clientSecret: 'berth-secret', redirectUris: [`${publicURL}/callback/corp`] }],
-    claimStyle: 'plain',
-  });
-  const config = await loadConfigText(
-    `
-server: { addr: "127.0.0.1:${berthPort}", publicURL: "${publicURL}" }
-token: { issuer: berth-sso-test, services: [${SERVICE}], generatedKeyDir: keys }
-web: { registryHost: "127.0.0.1:5000" }
-continuousAccess: { ttl: 1s, grace: 1s }
-connectors:
-  - type: oidc
-    id: corp
-    name: Corp SSO
-    issuer: "${provider.issuer}"
-    clientID: berth
-    clientSecret: berth-secret
-    scopes: [openid, profile, email, groups, offline_access]
-    allowInsecureIssuer: true
-acl:
-  - match: { name: "\${labels:groups}/**" }
-    actions: [push, pull]
-    comment: teams push to their namespace
-  - match: { account: "/.+/" }
-    actions: [pull]
-    comment: everyone signed in pulls
-`,
-    dir,
-  );
-  berth = await startServer(config, { log: (await import('../../src/log.js')).createLogger('silent') });
-  registry = await startRegistry({ realm: `${berth.url}/auth`, service: SERVICE, issuer: 'berth-sso-test', rootCertBundlePath: berth.certificatePath! });
+  stack = await startSsoStack(dir, 'berth-sso-test', 'continuousAccess: { ttl: 1s, grace: 1s }');
+  ({ provider, berth, registry } = stack);
   browser = await launchBrowser();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  await registry?.stop();
-  await berth?.close();
-  await provider?.close();
+  await stack?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

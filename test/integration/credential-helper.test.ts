@@ -1,5 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bodyParser } from '@koa/bodyparser';
 import { hashSync } from '@node-rs/bcrypt';
+import { ensureBuilt } from '../helpers/build.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigText, type Config } from '../../src/config/load.js';
 import { createApp } from '../../src/http/app.js';
@@ -32,19 +33,6 @@ const NOT_FOUND = 'credentials not found in native keychain\n';
 const GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 
-/** Compiles src/ when the helper's output is missing or older than its sources. */
-function ensureBuilt(): void {
-  const srcDir = join(ROOT, 'src/credential-helper');
-  const newestSource = Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs));
-  const built = existsSync(HELPER) ? Math.min(...readdirSync(join(ROOT, 'dist/credential-helper')).filter((f) => f.endsWith('.js')).map((f) => statSync(join(ROOT, 'dist/credential-helper', f)).mtimeMs)) : 0;
-  if (built >= newestSource) return;
-  try {
-    execFileSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, stdio: 'pipe' });
-  } catch {
-    // Type errors elsewhere in the tree still emit JavaScript; only a missing helper is fatal.
-  }
-  if (!existsSync(HELPER)) throw new Error('dist/credential-helper/main.js missing after npx tsc -p .');
-}
 
 interface Run {
   code: number;
@@ -84,7 +72,7 @@ function freshHome(): { HOME: string; XDG_CONFIG_HOME: string; dir: string } {
 const readCreds = (dir: string) => JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8')) as { version: number; credentials: Record<string, Record<string, unknown>> };
 
 beforeAll(() => {
-  ensureBuilt();
+  ensureBuilt('credential-helper');
   work = mkdtempSync(join(tmpdir(), 'berth-credhelper-'));
 }, 120_000);
 

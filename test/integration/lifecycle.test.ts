@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
+import { until } from '../helpers/wait.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/redis.js';
 import { basic } from '../helpers/web-client.js';
@@ -32,15 +33,6 @@ acl:
 }
 
 const token = (user: string, pw: string) => fetch(`http://127.0.0.1:${port}/auth?service=registry&scope=repository:a/b:pull`, { headers: { authorization: basic(user, pw) } });
-
-async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'berth-lifecycle-'));

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
 import { Redis } from 'ioredis';
+import { until } from '../helpers/wait.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
@@ -49,15 +50,6 @@ async function stopRedis(): Promise<void> {
 }
 
 const token = (user: string, pw: string) => fetch(`${berth.url}/auth?service=registry&scope=repository:team/app:pull`, { headers: { authorization: basic(user, pw) } });
-
-async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'berth-outage-'));

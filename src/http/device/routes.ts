@@ -1,14 +1,14 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { AccountRecord } from '../../identity/accounts.js';
-import { AuthenticationError } from '../../identity/principal.js';
 import { StoreUnavailableError, type Store } from '../../store/store.js';
 import { PatPolicyError } from '../../tokens/pats.js';
 import type { Sealer } from '../../util/sealed.js';
 import { sha256Hex } from '../../util/secret.js';
 import type { WebDeps } from '../web/deps.js';
 import { errorPage } from '../web/pages.js';
-import { Sessions, type SessionData } from '../web/session.js';
+import { sendPage } from '../web/html.js';
+import { currentViewer, type Viewer } from '../web/viewer.js';
+import { Sessions } from '../web/session.js';
 import { DEFAULT_DEVICE_SETTINGS, DeviceGrants, type DeviceFlowSettings, type PendingGrant } from './grants.js';
 import { deviceConfirmPage, deviceDonePage, deviceEntryPage } from './pages.js';
 import { formatUserCode, normalizeUserCode } from './user-code.js';
@@ -47,16 +47,6 @@ function oauthJSON(ctx: Context, status: number, payload: Record<string, unknown
 }
 
 const oauthError = (ctx: Context, status: number, error: string, description: string, extra: Record<string, unknown> = {}) => oauthJSON(ctx, status, { error, error_description: description, ...extra });
-
-function sendPage(ctx: Context, status: number, markup: string): void {
-  ctx.status = status;
-  ctx.type = 'text/html; charset=utf-8';
-  ctx.set('Cache-Control', 'no-store');
-  ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('Referrer-Policy', 'no-referrer');
-  ctx.body = markup;
-}
 
 const CLIENT_ID = /^[\x21-\x7e]{1,100}$/;
 
@@ -149,20 +139,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
 
   // --- the person's side: pages, signed-in only, CSRF-checked posts ---
 
-  type Viewer = { session: SessionData; account: AccountRecord };
-
-  const signedIn = async (ctx: Context): Promise<Viewer | null> => {
-    const session = await d.sessions.get(ctx);
-    if (!session) return null;
-    const stored = await d.accounts.get(session.accountKey);
-    if (!stored) return null;
-    try {
-      return { session, account: await d.access.current(stored) };
-    } catch (e) {
-      if (e instanceof AuthenticationError) return null;
-      throw e;
-    }
-  };
+  const signedIn = (ctx: Context) => currentViewer(ctx, d);
 
   const viewerOf = (v: Viewer) => ({ username: v.account.identity.username, csrf: v.session.csrf });
   // The session's CSRF token is unique to it and never leaves the browser, so its hash names the session.

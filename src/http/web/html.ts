@@ -1,3 +1,19 @@
+import type { Context } from 'koa';
+
+/**
+ * Sends a server-rendered page with the headers every page wants: no caching (pages show secrets
+ * once), a CSP allowing only inline style and the copy buttons' inline script, no framing.
+ */
+export function sendPage(ctx: Context, status: number, markup: string): void {
+  ctx.status = status;
+  ctx.type = 'text/html; charset=utf-8';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.body = markup;
+}
+
 /** Tagged template that escapes every interpolated value unless it is already `Html`. */
 export class Html {
   constructor(readonly value: string) {}

@@ -5,7 +5,7 @@ import { RobotError, type RobotRecord, type Robots } from '../../robots/robots.j
 import { HttpError } from '../errors.js';
 import { robotInput } from '../api/robots.js';
 import type { WebDeps } from './deps.js';
-import { html, layout } from './html.js';
+import { html, layout, sendPage } from './html.js';
 import { Sessions } from './session.js';
 
 const date = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(0, 10) : 'never');
@@ -59,10 +59,7 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
     return { account, csrf: session.csrf, body };
   };
   const show = async (ctx: Context, g: { account: AccountRecord; csrf: string }, msg: Parameters<typeof render>[4] = {}, status = 200) => {
-    ctx.status = status;
-    ctx.type = 'text/html; charset=utf-8';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = render(d, g.account, g.csrf, await robots.list(), msg);
+    sendPage(ctx, status, render(d, g.account, g.csrf, await robots.list(), msg));
   };
   router.get('/robots', async (ctx) => {
     const g = await guard(ctx, false);

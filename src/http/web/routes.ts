@@ -8,20 +8,14 @@ import { AuthenticationError } from '../../identity/principal.js';
 import { PatPolicyError } from '../../tokens/pats.js';
 import { StoreUnavailableError } from '../../store/store.js';
 import type { WebDeps } from './deps.js';
+import { sendPage } from './html.js';
+import { currentViewer } from './viewer.js';
 import { errorPage, signInPage, tokensPage, type TokensPageInput } from './pages.js';
 import { Sessions, safeReturnTo, type SessionData } from './session.js';
 import { parseTokenInput } from './token-form.js';
 import { RateLimitedError } from '../../security/auth-limiter.js';
 
-function page(ctx: Context, status: number, body: string): void {
-  ctx.status = status;
-  ctx.type = 'text/html; charset=utf-8';
-  ctx.set('Cache-Control', 'no-store');
-  ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('Referrer-Policy', 'no-referrer');
-  ctx.body = body;
-}
+const page = sendPage;
 
 function form(ctx: Context): Record<string, unknown> {
   const b = (ctx.request as { body?: unknown }).body;
@@ -30,21 +24,7 @@ function form(ctx: Context): Record<string, unknown> {
 
 /** Sign-in, callback, the token page and its forms. Every POST checks a CSRF token. */
 export function mountWebRoutes(router: Router, d: WebDeps): void {
-  const signedIn = async (ctx: Context): Promise<{ session: SessionData; account: AccountRecord } | null> => {
-    const session = await d.sessions.get(ctx);
-    if (!session) return null;
-    const stored = await d.accounts.get(session.accountKey);
-    if (!stored) return null;
-    try {
-      return { session, account: await d.access.current(stored) };
-    } catch (e) {
-      if (e instanceof AuthenticationError) {
-        await d.sessions.destroy(ctx);
-        return null;
-      }
-      throw e;
-    }
-  };
+  const signedIn = (ctx: Context) => currentViewer(ctx, d);
 
   const renderTokens = async (ctx: Context, s: { session: SessionData; account: AccountRecord }, extra: Partial<TokensPageInput> = {}, status = 200) => {
     const connector = d.connectors.get(s.account.identity.connector);
