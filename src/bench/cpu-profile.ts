@@ -125,3 +125,45 @@ export function summarizeProfile(path: string, opts: { top?: number; windowUs?: 
     byName,
   };
 }
+
+/** A bucket of work, recognised by the outermost frame on a stack that matches it. */
+export interface Category {
+  name: string;
+  matches(frame: { functionName: string; url: string }): boolean;
+}
+
+/**
+ * Busy time split into categories: each sample goes to the first category matched walking its
+ * stack from the root, so work is charged to what asked for it (a Redis write made for a PAT lookup
+ * counts as the lookup); samples matching none go to `rest`.
+ */
+export function categorize(path: string, categories: readonly Category[], rest: string, windowUs?: [number, number]): Map<string, number> {
+  const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const windowed = Boolean(windowUs && windowUs[0] >= p.startTime && windowUs[1] <= p.endTime);
+  const out = new Map<string, number>([...categories.map((c) => [c.name, 0] as [string, number]), [rest, 0]]);
+  const memo = new Map<number, string | null>();
+  const outermost = (id: number): string | null => {
+    if (memo.has(id)) return memo.get(id)!;
+    const up = parent.get(id);
+    const above = up === undefined ? null : outermost(up);
+    const own = above ?? categories.find((c) => c.matches(byId.get(id)!.callFrame))?.name ?? null;
+    memo.set(id, own);
+    return own;
+  };
+  let at = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i] ?? 0;
+    const us = Math.max(0, p.timeDeltas[i + 1] ?? 0);
+    if (windowed && (at < windowUs![0] || at > windowUs![1])) continue;
+    const id = p.samples[i]!;
+    const leaf = byId.get(id)!.callFrame.functionName;
+    if (leaf === '(idle)' || leaf === '(program)' || leaf === '(root)') continue;
+    const name = outermost(id) ?? rest;
+    out.set(name, out.get(name)! + us);
+  }
+  for (const [k, us] of out) out.set(k, us / 1000);
+  return out;
+}

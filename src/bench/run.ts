@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus as cpuList, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,13 +11,14 @@ import { labelsOf } from '../identity/accounts.js';
 import { Acl, parseClientIp, type AclSubject } from '../policy/acl.js';
 import { parseScopes } from '../policy/scope.js';
 import { benchScopes, largeAcl, PAT_USER, SMALL_ACL } from './acl-fixture.js';
-import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
+import { categorize, summarizeProfile, type Category, type ProfileSummary } from './cpu-profile.js';
 import type { StoreSpec, TargetMessage, TargetReady, TargetSpec } from './target.js';
 
 /**
  * `npm run bench`: throughput and latency of the token endpoint against a bare Koa route, on this
  * machine. Each server runs in a child process (target.ts); autocannon runs here. Then the ACL's
- * decision cost in-process, and a CPU profile of the PAT scenario.
+ * decision cost in-process, and a CPU profile of the PAT scenario (kept in the temporary folder it
+ * names, for a look in Chrome DevTools).
  */
 
 const TARGET = fileURLToPath(new URL('./target.js', import.meta.url));
@@ -25,7 +26,12 @@ const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 const USAGE = `usage: npm run bench -- [--duration SECONDS] [--connections N] [--warmup SECONDS]
-                          [--log-level info|warn|silent] [--no-profile] [--json FILE]`;
+                          [--only a,b,c,d] [--log-level info|warn|silent] [--no-profile]
+                          [--json FILE]
+  --connections  fewer connections (1, 5) give latency below saturation; 50 saturates
+  --only         run these targets only; the (b)/(a) ratio needs both`;
+
+class UsageError extends Error {}
 
 interface Options {
   duration: number;
@@ -34,21 +40,28 @@ interface Options {
   logLevel: string;
   profile: boolean;
   json: string | undefined;
+  only: Set<string>;
 }
 
+const OPTION_SPEC = {
+  duration: { type: 'string' },
+  connections: { type: 'string' },
+  warmup: { type: 'string' },
+  'log-level': { type: 'string' },
+  'no-profile': { type: 'boolean' },
+  json: { type: 'string' },
+  only: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function options(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      duration: { type: 'string' },
-      connections: { type: 'string' },
-      warmup: { type: 'string' },
-      'log-level': { type: 'string' },
-      'no-profile': { type: 'boolean' },
-      json: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTION_SPEC }>>;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTION_SPEC });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+  }
+  const { values } = parsed;
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
@@ -56,11 +69,13 @@ function options(argv: string[]): Options {
   const int = (v: string | undefined, def: number, name: string, min: number) => {
     if (v === undefined) return def;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}\n${USAGE}`);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}\n${USAGE}`);
     return n;
   };
+  const only = new Set((values.only ?? 'a,b,c,d').split(',').map((x) => x.trim()));
+  for (const x of only) if (!['a', 'b', 'c', 'd'].includes(x)) throw new UsageError(`--only: unknown target ${JSON.stringify(x)} (a, b, c or d)\n${USAGE}`);
   const logLevel = values['log-level'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new Error(`--log-level: unknown level ${logLevel}\n${USAGE}`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: unknown level ${logLevel}\n${USAGE}`);
   return {
     duration: int(values.duration, 10, 'duration', 1),
     connections: int(values.connections, 50, 'connections', 1),
@@ -68,6 +83,7 @@ function options(argv: string[]): Options {
     logLevel,
     profile: !values['no-profile'],
     json: values.json,
+    only,
   };
 }
 
@@ -130,7 +146,7 @@ async function startTarget(spec: TargetSpec, execArgv: string[] = []): Promise<T
     child.once('message', (m: TargetMessage) => {
       clearTimeout(timer);
       if (m.type === 'ready') resolve(m);
-      else reject(new Error(`target failed to start: ${m.message}`));
+      else reject(new Error(`target failed to start: ${m.type === 'error' ? m.message : `unexpected ${m.type} message`}`));
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
@@ -152,10 +168,28 @@ async function stopTarget(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Peak resident set size (VmHWM) of a process, in MB; null where /proc is absent. */
-function peakRssMB(pid: number): number | null {
+/** The target's own view of its memory (V8 heap, external buffers) right now. */
+async function memoryUsage(child: ChildProcess): Promise<NodeJS.MemoryUsage | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      resolve(null);
+    }, 5000);
+    const onMessage = (m: TargetMessage) => {
+      if (m.type !== 'memory') return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(m.usage);
+    };
+    child.on('message', onMessage);
+    child.send({ type: 'memory' });
+  });
+}
+
+/** VmHWM (peak resident set) or VmRSS (current) of a process, in MB; null where /proc is absent. */
+function memoryMB(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : null;
   } catch {
     return null;
@@ -195,6 +229,10 @@ interface Measured {
   p50: number;
   p99: number;
   peakRssMB: number | null;
+  /** Resident set right after start, before any load. */
+  startRssMB: number | null;
+  /** process.memoryUsage() of the target right after the load. */
+  memoryAfter: NodeJS.MemoryUsage | null;
   non2xx: number;
   errors: number;
   requests: number;
@@ -215,12 +253,15 @@ async function checkResponse(s: Scenario, t: TargetReady): Promise<void> {
   if (granted.length !== s.scopes) throw new Error(`${s.label}: token grants pull+push on ${granted.length} of ${s.scopes} scopes: ${JSON.stringify(payload.access)}`);
 }
 
+// Closed loop on purpose: autocannon's rate limit lets each connection send its whole second's quota
+// at once, so its latencies under a "fixed rate" describe bursts, not a steady load.
 async function load(t: TargetReady, connections: number, duration: number): Promise<Result> {
   return autocannon({ url: `${t.url}${t.path}`, headers: t.headers, connections, duration, timeout: 10 });
 }
 
 async function measure(s: Scenario, o: Options): Promise<Measured> {
   const t = await startTarget(s.spec);
+  const startRssMB = memoryMB(t.child.pid!, 'VmRSS');
   try {
     await checkResponse(s, t.ready);
     if (o.warmup > 0) await load(t.ready, o.connections, o.warmup);
@@ -231,13 +272,16 @@ async function measure(s: Scenario, o: Options): Promise<Measured> {
     const own = process.cpuUsage(ownBefore);
     const wallUs = Number(process.hrtime.bigint() - wallBefore) / 1000;
     const cpuAfter = cpuSeconds(t.child.pid!);
+    const memoryAfter = await memoryUsage(t.child);
     return {
       id: s.id,
       label: s.label,
       reqPerSec: r.requests.average,
       p50: r.latency.p50,
       p99: r.latency.p99,
-      peakRssMB: peakRssMB(t.child.pid!),
+      peakRssMB: memoryMB(t.child.pid!, 'VmHWM'),
+      startRssMB,
+      memoryAfter,
       non2xx: r.non2xx,
       errors: r.errors + r.timeouts,
       requests: r.requests.total,
@@ -249,17 +293,35 @@ async function measure(s: Scenario, o: Options): Promise<Measured> {
   }
 }
 
+const inFile = (suffix: string) => (f: { url: string }) => f.url.endsWith(suffix);
+const inPackage = (...names: string[]) => (f: { url: string }) => names.some((n) => f.url.includes(`/node_modules/${n}/`));
+
+/** What the token endpoint's CPU goes to; order matters only where stacks nest two of these. */
+const CATEGORIES: Category[] = [
+  { name: 'GC', matches: (f) => f.functionName === '(garbage collector)' },
+  { name: 'lockout check (auth-limiter, rate-limiter-flexible, its Redis calls)', matches: inFile('/security/auth-limiter.js') },
+  { name: 'PAT + account lookup (incl. their Redis calls)', matches: (f) => ['/identity/pat-verifier.js', '/tokens/pats.js', '/identity/accounts.js', '/identity/continuous-access.js'].some((x) => f.url.endsWith(x)) },
+  { name: 'token signing (ECDSA, jti, base64url)', matches: inFile('/tokens/registry-jwt.js') },
+  { name: 'request parsing (query, Basic, scopes)', matches: (f) => f.functionName === 'parseTokenRequest' },
+  { name: 'ACL + restriction', matches: (f) => f.url.endsWith('/policy/acl.js') || f.url.endsWith('/http/token/authorize.js') },
+  { name: 'logging (pino, redaction)', matches: inPackage('pino', '@pinojs', 'sonic-boom', 'fast-redact') },
+  { name: 'metrics (prom-client)', matches: inPackage('prom-client') },
+  { name: 'other Redis client work (replies, timers)', matches: inPackage('ioredis', 'redis-parser', '@ioredis') },
+];
+const REST = 'HTTP + Koa + router + rest of the handler';
+
 const PROFILED_NAMES = ['handleTokenRequest', 'parseTokenRequest', 'authenticate', 'authorize', 'decide', 'sign', 'lookup', 'principalFor', 'current', 'touch', 'LOG', 'respond'];
 
-async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSummary; file: string }> {
+async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSummary; file: string; requests: number; categories: Map<string, number> }> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-prof-'));
   const t = await startTarget(s.spec, ['--cpu-prof', '--cpu-prof-dir', dir]);
   let windowUs: [number, number];
+  let requests = 0;
   try {
     await checkResponse(s, t.ready);
     if (o.warmup > 0) await load(t.ready, o.connections, o.warmup);
     const from = Number(process.hrtime.bigint() / 1000n);
-    await load(t.ready, o.connections, o.duration);
+    requests = (await load(t.ready, o.connections, o.duration)).requests.total;
     windowUs = [from, Number(process.hrtime.bigint() / 1000n)];
   } finally {
     await stopTarget(t.child);
@@ -267,7 +329,7 @@ async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSumma
   const name = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!name) throw new Error(`no .cpuprofile written in ${dir}`);
   const file = join(dir, name);
-  return { summary: summarizeProfile(file, { top: 25, windowUs, names: PROFILED_NAMES }), file };
+  return { summary: summarizeProfile(file, { top: 25, windowUs, names: PROFILED_NAMES }), file, requests, categories: categorize(file, CATEGORIES, REST, windowUs) };
 }
 
 // ---- ACL decision cost -----------------------------------------------------------------------
@@ -345,11 +407,11 @@ async function main(): Promise<void> {
   const results: Measured[] = [];
   let prof: Awaited<ReturnType<typeof profile>> | undefined;
   try {
-    for (const s of scenarios) {
+    for (const s of scenarios.filter((x) => o.only.has(x.id))) {
       process.stderr.write(`running ${s.label} ...\n`);
       results.push(await measure(s, o));
     }
-    if (o.profile) {
+    if (o.profile && o.only.has('b')) {
       process.stderr.write('profiling (b) with --cpu-prof ...\n');
       prof = await profile({ ...scenarios[1]!, spec: berth('pat', 'small', 1, 'b-profile') }, o);
     }
@@ -357,17 +419,24 @@ async function main(): Promise<void> {
     await cleanUp();
   }
 
-  const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'non-2xx', 'errors', 'requests', 'server CPU µs/req', 'generator CPU %']];
-  for (const r of results) rows.push([r.label, fmt(r.reqPerSec), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRssMB, 1), fmt(r.non2xx), fmt(r.errors), fmt(r.requests), fmt(r.cpuUsPerReq), fmt(r.generatorCpuPct)]);
-  process.stdout.write(`${table(rows)}\nload average after the runs: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes on this machine compete for its ${cpus.length} CPUs)\n\n`);
-  const a = results.find((r) => r.id === 'a')!;
-  const b = results.find((r) => r.id === 'b')!;
-  const ratio = b.reqPerSec / a.reqPerSec;
+  const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'RSS at start MB', 'peak RSS MB', 'non-2xx', 'errors', 'requests', 'server CPU µs/req', 'generator CPU %']];
+  for (const r of results) rows.push([r.label, fmt(r.reqPerSec), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.startRssMB, 1), fmt(r.peakRssMB, 1), fmt(r.non2xx), fmt(r.errors), fmt(r.requests), fmt(r.cpuUsPerReq), fmt(r.generatorCpuPct)]);
+  const mb = (n: number | undefined) => fmt(n === undefined ? null : n / 1048576, 1);
+  const mem = [['memory right after the load (MB)', 'rss', 'V8 heap total', 'V8 heap used', 'external', 'array buffers']];
+  for (const r of results) mem.push([r.label, mb(r.memoryAfter?.rss), mb(r.memoryAfter?.heapTotal), mb(r.memoryAfter?.heapUsed), mb(r.memoryAfter?.external), mb(r.memoryAfter?.arrayBuffers)]);
+  process.stdout.write(`${table(rows)}\n\n${table(mem)}\nload average after the runs: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes on this machine compete for its ${cpus.length} CPUs)\n\n`);
+  const a = results.find((r) => r.id === 'a');
+  const b = results.find((r) => r.id === 'b');
   const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  process.stdout.write(`(b)/(a) throughput ratio: ${ratio.toFixed(3)}  (goal ≥ 0.6: ${mark(ratio >= 0.6)})`);
-  if (a.cpuUsPerReq && b.cpuUsPerReq) process.stdout.write(`;  CPU-cost ratio (a)/(b): ${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(3)} (what the throughput ratio tends to on an otherwise idle machine)`);
+  const ratio = a && b ? b.reqPerSec / a.reqPerSec : null;
+  if (a && b && ratio !== null) {
+    process.stdout.write(`(b)/(a) throughput ratio: ${ratio.toFixed(3)}  (goal ≥ 0.6: ${mark(ratio >= 0.6)})`);
+    if (a.cpuUsPerReq && b.cpuUsPerReq) process.stdout.write(`;  CPU-cost ratio (a)/(b): ${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(3)} (what the throughput ratio tends to when the server, not the load generator, is the limit)`);
+    process.stdout.write('\n');
+  }
+  if (b) process.stdout.write(`(b) p99: ${fmt(b.p99, 1)} ms  (goal < 10 ms: ${mark(b.p99 < 10)});  (b) peak RSS: ${fmt(b.peakRssMB, 1)} MB  (goal < 150 MB: ${mark((b.peakRssMB ?? Infinity) < 150)})\n`);
+  if (b) process.stdout.write(`  a saturated closed loop has mean latency ≈ connections ÷ throughput (${o.connections} ÷ ${fmt(b.reqPerSec)} req/s = ${fmt((o.connections / b.reqPerSec) * 1000, 1)} ms); --connections 1 shows latency without queueing\n`);
   process.stdout.write('\n');
-  process.stdout.write(`(b) p99: ${fmt(b.p99, 1)} ms  (goal < 10 ms: ${mark(b.p99 < 10)});  (b) peak RSS: ${fmt(b.peakRssMB, 1)} MB  (goal < 150 MB: ${mark((b.peakRssMB ?? Infinity) < 150)})\n\n`);
 
   const large = aclDecisionMicros(largeAcl(1000), 10);
   const small = aclDecisionMicros(SMALL_ACL, 10);
@@ -387,7 +456,10 @@ async function main(): Promise<void> {
     );
     const fr = [['function', 'where', 'self ms', '% busy', 'total ms']];
     for (const f of s.functions) fr.push([f.name, f.where, fmt(f.selfMs), pct(f.selfMs), fmt(f.totalMs)]);
-    process.stdout.write(`${table(fr)}\n\nSelf time by origin:\n`);
+    process.stdout.write(`${table(fr)}\n\nBusy time by what it was for (per request: over ${fmt(prof.requests)} requests):\n`);
+    const cr = [['category', 'ms', '% busy', 'µs/request']];
+    for (const [name, ms] of [...prof.categories.entries()].sort((x, y) => y[1] - x[1])) cr.push([name, fmt(ms), pct(ms), fmt((ms * 1000) / Math.max(1, prof.requests))]);
+    process.stdout.write(`${table(cr)}\n\nSelf time by origin:\n`);
     const or = [['origin', 'self ms', '% busy']];
     for (const x of s.byOrigin.filter((x) => x.origin !== '(idle)').slice(0, 20)) or.push([x.origin, fmt(x.selfMs), pct(x.selfMs)]);
     process.stdout.write(`${table(or)}\n\nTotal time of functions by name (all functions of that name; synchronous part of each call):\n`);
@@ -395,7 +467,18 @@ async function main(): Promise<void> {
   }
 
   if (o.json) {
-    writeFileSync(o.json, JSON.stringify({ options: o, store: redisOk ? 'redis' : 'memory', results, ratio, acl: { large, small }, profile: prof && { ...prof.summary, byName: Object.fromEntries(prof.summary.byName), file: prof.file } }, null, 2));
+    writeFileSync(o.json, JSON.stringify(
+        {
+          options: { ...o, only: [...o.only] },
+          store: redisOk ? 'redis' : 'memory',
+          results,
+          ratio,
+          acl: { large, small },
+          profile: prof && { ...prof.summary, byName: Object.fromEntries(prof.summary.byName), categories: Object.fromEntries(prof.categories), requests: prof.requests, file: prof.file },
+        },
+        null,
+        2,
+      ));
     process.stdout.write(`\nwrote ${o.json}\n`);
   }
 }
@@ -409,6 +492,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 main().catch((e: unknown) => {
+  if (e instanceof UsageError) {
+    process.stderr.write(`${e.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
   process.exitCode = 1;
 });

@@ -4,12 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hash } from '@node-rs/bcrypt';
-import yaml from 'js-yaml';
 import Koa from 'koa';
-import { loadConfigText } from '../config/load.js';
-import { startServer, type RunningServer } from '../server.js';
-import { accountKey } from '../identity/accounts.js';
+import type { RunningServer } from '../server.js';
 import { benchScopes, BENCH_SERVICE, largeAcl, PAT_USER, SMALL_ACL, STATIC_USER } from './acl-fixture.js';
 
 /**
@@ -32,7 +28,7 @@ export interface TargetReady {
   headers: Record<string, string>;
 }
 
-export type TargetMessage = TargetReady | { type: 'error'; message: string };
+export type TargetMessage = TargetReady | { type: 'error'; message: string } | { type: 'memory'; usage: NodeJS.MemoryUsage };
 
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -54,6 +50,14 @@ async function startKoa(): Promise<{ ready: TargetReady; stop: () => Promise<voi
 }
 
 async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
+  // Loaded here, not at the top: the bare Koa target's memory must not include Berth's modules.
+  const [{ hash }, { default: yaml }, { loadConfigText }, { startServer }, { accountKey }] = await Promise.all([
+    import('@node-rs/bcrypt'),
+    import('js-yaml'),
+    import('../config/load.js'),
+    import('../server.js'),
+    import('../identity/accounts.js'),
+  ]);
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
   const doc = {
     server: { addr: '127.0.0.1:0' },
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
   const send = (m: TargetMessage) => process.send?.(m);
   let stop: (() => Promise<void>) | undefined;
   process.on('message', (m: { type?: string }) => {
+    if (m?.type === 'memory') send({ type: 'memory', usage: process.memoryUsage() });
     if (m?.type !== 'stop') return;
     const done = () => process.exit(0);
     (stop ? stop() : Promise.resolve()).then(done, done);

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -8,8 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigText, type Config } from '../../src/config/load.js';
 import type { KeycloakConnectorConfig } from '../../src/connectors/oidc/schema.js';
 import { mapIdentity } from '../../src/connectors/oidc/identity-mapping.js';
-import { labelsOf } from '../../src/identity/accounts.js';
+import { accountKey, labelsOf } from '../../src/identity/accounts.js';
+import type { Identity } from '../../src/identity/identity.js';
+import { createLogger } from '../../src/log.js';
 import { parseScope } from '../../src/policy/scope.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import { cleanPrefix, freePort, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
+import { basicAuth, decodeJwt, parseBearerChallenge, REGISTRY_BIN } from '../helpers/registry.js';
 
 // The compose stack is three files written by hand that must agree with each other: compose wires
 // the containers, berth.yaml configures Berth, realm.json configures Keycloak. Nothing here starts a
@@ -292,16 +297,22 @@ describe('config/compose/berth.yaml ↔ realm.json', () => {
   });
 });
 
+/**
+ * The identity Berth's keycloak connector makes of a demo user's ID token, with the claims built the
+ * way realm.json's mappers build them: group full paths, and realm roles including the groups' roles.
+ */
+function identityOf(u: RealmUser): Identity {
+  const roles = new Set(u.realmRoles ?? []);
+  for (const path of u.groups ?? []) for (const r of (realm.groups ?? []).find((g) => g.path === path)?.realmRoles ?? []) roles.add(r);
+  const claims = { sub: `id-${u.username}`, preferred_username: u.username, email: u.email, email_verified: u.emailVerified, groups: u.groups ?? [], realm_access: { roles: [...roles] } };
+  const mapped = mapIdentity(connector, claims, claims);
+  return { connector: connector.id, subject: claims.sub, username: mapped.username, groups: mapped.groups, claims: mapped.claims, ...(mapped.email ? { email: mapped.email } : {}) };
+}
+
 describe('the demo users against the ACL', () => {
-  /** What Berth's keycloak connector would make of the user's ID token, then the ACL's answer. */
   function granted(u: RealmUser, scope: string): string[] {
-    const groups = realm.groups ?? [];
-    const roles = new Set(u.realmRoles ?? []);
-    for (const path of u.groups ?? []) for (const r of groups.find((g) => g.path === path)?.realmRoles ?? []) roles.add(r);
-    const claims = { sub: `id-${u.username}`, preferred_username: u.username, email: u.email, email_verified: u.emailVerified, groups: u.groups ?? [], realm_access: { roles: [...roles] } };
-    const mapped = mapIdentity(connector, claims, claims);
-    const labels = labelsOf({ connector: connector.id, subject: claims.sub, username: mapped.username, groups: mapped.groups, ...(mapped.email ? { email: mapped.email } : {}) });
-    return config.acl.decideOne({ account: mapped.username, labels, service: 'registry', ip: null }, parseScope(scope)).granted;
+    const identity = identityOf(u);
+    return config.acl.decideOne({ account: identity.username, labels: labelsOf(identity), service: 'registry', ip: null }, parseScope(scope)).granted;
   }
   const teamsOf = (u: RealmUser) => (u.groups ?? []).map((g) => g.replace(/^\//, '')).filter((g) => g !== 'platform');
 
@@ -364,4 +375,128 @@ describe('docker-compose config', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('cp .env.example .env');
   }, 90_000);
+});
+
+describe('the compose wiring with the real registry binary and Berth', () => {
+  // Berth runs from berth.yaml with only what a test machine must change: its Redis (the local one,
+  // own key prefix), its port and the key folder. The registry runs with the compose environment,
+  // its certificate path pointing where the shared volume would put Berth's cert.pem.
+  let dir: string;
+  let prefix: string;
+  let berth: RunningServer;
+  let registry: ChildProcess | undefined;
+  let registryUrl: string;
+  let registryLog = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-compose-e2e-'));
+    prefix = uniqueKeyPrefix('compose');
+    const doc = yaml.load(berthText, { schema: yaml.CORE_SCHEMA }) as Record<string, Record<string, unknown>>;
+    doc.server!.addr = `127.0.0.1:${await freePort()}`;
+    doc.token!.generatedKeyDir = join(dir, 'keys');
+    doc.store!.redis = { url: await redisUrl(), keyPrefix: prefix };
+    const saved = process.env.BERTH_ENCRYPTION_KEY;
+    const saved2 = process.env.BERTH_OIDC_CLIENT_SECRET;
+    process.env.BERTH_ENCRYPTION_KEY = env.get('BERTH_ENCRYPTION_KEY');
+    process.env.BERTH_OIDC_CLIENT_SECRET = env.get('BERTH_OIDC_CLIENT_SECRET');
+    let local: Config;
+    try {
+      local = await loadConfigText(yaml.dump(doc), dir);
+    } finally {
+      if (saved === undefined) delete process.env.BERTH_ENCRYPTION_KEY;
+      else process.env.BERTH_ENCRYPTION_KEY = saved;
+      if (saved2 === undefined) delete process.env.BERTH_OIDC_CLIENT_SECRET;
+      else process.env.BERTH_OIDC_CLIENT_SECRET = saved2;
+    }
+    berth = await startServer(local, { log: createLogger('silent') });
+
+    const regEnv = Object.fromEntries(Object.entries(compose.services.registry!.environment ?? {}).map(([k, v]) => [k, composeValue(String(v), env)]));
+    const port = await freePort();
+    registryUrl = `http://127.0.0.1:${port}`;
+    // registry:2's own built-in config file; the compose environment is layered on top of it.
+    const configPath = join(dir, 'registry.yml');
+    writeFileSync(
+      configPath,
+      yaml.dump({
+        version: 0.1,
+        log: { fields: { service: 'registry' } },
+        storage: { cache: { blobdescriptor: 'inmemory' }, filesystem: { rootdirectory: '/var/lib/registry' } },
+        http: { addr: ':5000', headers: { 'X-Content-Type-Options': ['nosniff'] } },
+        health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
+      }),
+    );
+    registry = spawn(REGISTRY_BIN, ['serve', configPath], {
+      env: {
+        PATH: '/usr/bin:/bin',
+        ...regEnv,
+        REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE: berth.certificatePath!,
+        REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, 'storage'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    registry.stdout!.on('data', (c: Buffer) => (registryLog += c.toString()));
+    registry.stderr!.on('data', (c: Buffer) => (registryLog += c.toString()));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (registry.exitCode !== null) throw new Error(`registry exited (${registry.exitCode}):\n${registryLog}`);
+      const ok = await fetch(`${registryUrl}/v2/`).then(
+        (r) => r.arrayBuffer().then(() => r.status === 401),
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`registry did not answer:\n${registryLog}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    if (registry && registry.exitCode === null) {
+      const r = registry;
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => r.kill('SIGKILL'), 5000);
+        r.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        r.kill('SIGTERM');
+      });
+    }
+    await berth?.close();
+    if (prefix) await cleanPrefix(prefix);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the registry takes the compose settings and sends clients to Berth', async () => {
+    const res = await fetch(`${registryUrl}/v2/team-a/app/tags/list`);
+    await res.arrayBuffer();
+    expect(res.status).toBe(401);
+    const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
+    expect(challenge.realm).toBe(`${config.server.publicURL}${config.token.path}`);
+    expect(challenge.service).toBe([...config.token.services!][0]);
+    expect(challenge.scope).toBe('repository:team-a/app:pull');
+  });
+
+  it('accepts a token Berth issues to a demo user’s PAT, and refuses one for another repository', async () => {
+    const alice = (realm.users ?? []).find((u) => u.groups?.includes('/team-a') && !u.groups.includes('/platform'));
+    expect(alice).toBeDefined();
+    const identity = identityOf(alice!);
+    await berth.accounts.recordLogin(identity);
+    const { secret } = await berth.pats.create({ owner: accountKey(identity), username: identity.username, name: 'compose test' });
+    const tokenFor = async (scope: string) => {
+      const r = await fetch(`${berth.url}${config.token.path}?service=registry&scope=${encodeURIComponent(scope)}`, { headers: { authorization: basicAuth(identity.username, secret) } });
+      expect(r.status).toBe(200);
+      return String(((await r.json()) as { token: string }).token);
+    };
+    const token = await tokenFor('repository:team-a/app:pull,push');
+    expect(decodeJwt(token).payload.iss).toBe(config.token.issuer);
+    const ok = await fetch(`${registryUrl}/v2/team-a/app/tags/list`, { headers: { authorization: `Bearer ${token}` } });
+    const body = await ok.text();
+    // Authorized: the repository simply does not exist yet.
+    expect(ok.status, `${body}\n${registryLog.slice(-2000)}`).toBe(404);
+    expect(body).toContain('NAME_UNKNOWN');
+    const other = await fetch(`${registryUrl}/v2/team-b/app/tags/list`, { headers: { authorization: `Bearer ${token}` } });
+    await other.arrayBuffer();
+    expect(other.status).toBe(401);
+  });
 });
