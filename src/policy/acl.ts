@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import type { AclRuleConfig } from '../config/schema.js';
-import { compilePattern, compilePatternAs, isRegexPattern, literalFor, type Matcher, type PatternKind } from './pattern.js';
+import { compilePattern, compilePatternAs, escapeGlobLiteral, escapeRegexLiteral, isRegexPattern, type Matcher, type PatternKind } from './pattern.js';
 import type { Scope } from './scope.js';
 
 /**
@@ -27,8 +27,6 @@ export interface ScopeDecision {
 }
 
 type Field = 'account' | 'type' | 'name' | 'service';
-type FieldTest = (subject: AclSubject, scope: Scope) => boolean;
-
 const PLACEHOLDER = /\$\{(account|name|type|service|labels:[^}]+)\}/g;
 const MAX_CACHED_PATTERNS = 10_000;
 
@@ -47,35 +45,52 @@ function fieldValue(field: Field, subject: AclSubject, scope: Scope): string {
   }
 }
 
-/** Every way of filling a pattern's placeholders; a label placeholder yields one variant per value. */
-function expand(pattern: string, subject: AclSubject, scope: Scope): string[] {
-  let variants = [''];
+type TemplatePart = { literal: string } | { key: string };
+
+/** Splits a pattern into literal text and placeholders once, at compile time. */
+function parseTemplate(pattern: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
   let last = 0;
   for (const m of pattern.matchAll(PLACEHOLDER)) {
-    const lit = pattern.slice(last, m.index);
-    const key = m[1]!;
-    let values: readonly string[];
-    if (key.startsWith('labels:')) values = subject.labels[key.slice(7)] ?? [];
-    else values = [fieldValue(key as Field, subject, scope)];
-    if (values.length === 0) return [];
-    const next: string[] = [];
-    for (const v of variants) for (const val of values) next.push(v + lit + literalFor(pattern, val));
-    variants = next;
+    if (m.index! > last) parts.push({ literal: pattern.slice(last, m.index) });
+    parts.push({ key: m[1]! });
     last = m.index! + m[0].length;
   }
-  const tail = pattern.slice(last);
-  return variants.map((v) => v + tail);
+  if (last < pattern.length) parts.push({ literal: pattern.slice(last) });
+  return parts;
+}
+
+/** Every way of filling a template; a label placeholder yields one variant per value. */
+function expand(parts: readonly TemplatePart[], regex: boolean, subject: AclSubject, scope: Scope): string[] {
+  let variants = [''];
+  for (const part of parts) {
+    if ('literal' in part) {
+      for (let i = 0; i < variants.length; i++) variants[i] += part.literal;
+      continue;
+    }
+    const values = part.key.startsWith('labels:') ? (subject.labels[part.key.slice(7)] ?? []) : [fieldValue(part.key as Field, subject, scope)];
+    if (values.length === 0) return [];
+    if (values.length === 1) {
+      const lit = regex ? escapeRegexLiteral(values[0]!) : escapeGlobLiteral(values[0]!);
+      for (let i = 0; i < variants.length; i++) variants[i] += lit;
+      continue;
+    }
+    const next: string[] = [];
+    for (const v of variants) for (const val of values) next.push(v + (regex ? escapeRegexLiteral(val) : escapeGlobLiteral(val)));
+    variants = next;
+  }
+  return variants;
 }
 
 const NEVER: Matcher = () => false;
 
 class PatternCache {
-  private readonly cache = new Map<string, Matcher>();
+  private readonly byKind = { glob: new Map<string, Matcher>(), regex: new Map<string, Matcher>() };
   get(pattern: string, kind: PatternKind): Matcher {
-    const key = `${kind}\u0000${pattern}`;
-    let m = this.cache.get(key);
+    const cache = this.byKind[kind];
+    let m = cache.get(pattern);
     if (!m) {
-      if (this.cache.size >= MAX_CACHED_PATTERNS) this.cache.clear();
+      if (cache.size >= MAX_CACHED_PATTERNS) cache.clear();
       try {
         m = compilePatternAs(pattern, kind);
       } catch {
@@ -83,35 +98,48 @@ class PatternCache {
         // not a failed request.
         m = NEVER;
       }
-      this.cache.set(key, m);
+      cache.set(pattern, m);
     }
     return m;
   }
 }
 
-type ValueTest = ((value: string, subject: AclSubject, scope: Scope) => boolean) & { dynamic?: boolean };
+type SubjectTest = (subject: AclSubject) => boolean;
+type ScopeTest = (scope: Scope) => boolean;
+/** Run once per request: a test for each scope, or null when the rule cannot match this subject. */
+type ScopeTestBuilder = (subject: AclSubject) => ScopeTest | null;
+type FieldTest = (subject: AclSubject, scope: Scope) => boolean;
 
-function compileValueTest(pattern: string, cache: PatternCache, where: string): ValueTest {
-  if (!PLACEHOLDER.test(pattern)) {
-    PLACEHOLDER.lastIndex = 0;
-    let m: Matcher;
-    try {
-      m = compilePattern(pattern);
-    } catch (e) {
-      throw new AclCompileError(`${where}: invalid pattern: ${(e as Error).message}`);
-    }
-    return (v) => m(v);
-  }
-  PLACEHOLDER.lastIndex = 0;
+const NO_SCOPE: Scope = { type: '', name: '', actions: [] };
+const NO_SUBJECT: AclSubject = { account: '', labels: {}, service: '', ip: null };
+
+interface CompiledPattern {
+  /** Placeholders present at all. */
+  placeholders: boolean;
+  /** A placeholder refers to the scope (`${name}`, `${type}`): only decidable per scope. */
+  scopeDependent: boolean;
+  /** Matchers for a subject (placeholders filled); empty when a placeholder has no value. */
+  forSubject(subject: AclSubject, scope?: Scope): Matcher[];
+}
+
+function compileValuePattern(pattern: string, cache: PatternCache, where: string): CompiledPattern {
+  const keys = [...pattern.matchAll(PLACEHOLDER)].map((m) => m[1]!);
   try {
-    compilePattern(pattern.replace(PLACEHOLDER, 'x'));
+    compilePattern(keys.length ? pattern.replace(PLACEHOLDER, 'x') : pattern);
   } catch (e) {
     throw new AclCompileError(`${where}: invalid pattern: ${(e as Error).message}`);
   }
+  if (keys.length === 0) {
+    const m = compilePattern(pattern);
+    return { placeholders: false, scopeDependent: false, forSubject: () => [m] };
+  }
   const kind: PatternKind = isRegexPattern(pattern) ? 'regex' : 'glob';
-  const test: ValueTest = (v, subject, scope) => expand(pattern, subject, scope).some((p) => cache.get(p, kind)(v));
-  test.dynamic = true;
-  return test;
+  const parts = parseTemplate(pattern);
+  return {
+    placeholders: true,
+    scopeDependent: keys.includes('name') || keys.includes('type'),
+    forSubject: (subject, scope = NO_SCOPE) => expand(parts, kind === 'regex', subject, scope).map((p) => cache.get(p, kind)),
+  };
 }
 
 function parseIpSpec(spec: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
@@ -153,36 +181,74 @@ export interface CompiledRule {
   actions: readonly string[];
   grantsAll: boolean;
   comment?: string;
-  tests: FieldTest[];
+  /** Depend on the caller only: decided once per request, cheapest first. */
+  subjectTests: SubjectTest[];
+  /** Tests on the scope's type and name, prepared once per request (placeholders filled). */
+  scopeBuilders: ScopeTestBuilder[];
+  /** Patterns that refer to the scope itself: evaluated per scope. */
+  dynamicTests: FieldTest[];
 }
 
+const anyMatches = (ms: Matcher[], v: string) => ms.some((m) => m(v));
+
 export function compileRule(rule: AclRuleConfig, index: number, cache = new PatternCache()): CompiledRule {
-  // Every test must hold, so their order is free: fixed patterns, ip and labels go first and a rule
-  // that cannot match is left before any placeholder is expanded (one variant per label value).
-  const fixed: FieldTest[] = [];
-  const dynamic: FieldTest[] = [];
+  // Cheapest first: fixed strings and addresses, then tests that fill placeholders per caller.
+  const subjectTests: SubjectTest[] = [];
+  const expandingTests: SubjectTest[] = [];
+  const scopeBuilders: ScopeTestBuilder[] = [];
+  const dynamicTests: FieldTest[] = [];
   const where = `acl[${index}].match`;
-  for (const field of ['account', 'type', 'name', 'service'] as const) {
+
+  for (const field of ['account', 'service'] as const) {
     const p = rule.match[field];
     if (p === undefined) continue;
-    const t = compileValueTest(p, cache, `${where}.${field}`);
-    (t.dynamic ? dynamic : fixed).push((subject, scope) => t(fieldValue(field, subject, scope), subject, scope));
+    const c = compileValuePattern(p, cache, `${where}.${field}`);
+    if (c.scopeDependent) dynamicTests.push((subject, scope) => anyMatches(c.forSubject(subject, scope), fieldValue(field, subject, scope)));
+    else if (c.placeholders) expandingTests.push((subject) => anyMatches(c.forSubject(subject), fieldValue(field, subject, NO_SCOPE)));
+    else {
+      const m = c.forSubject(NO_SUBJECT)[0]!;
+      subjectTests.push((subject) => m(fieldValue(field, subject, NO_SCOPE)));
+    }
   }
-  if (rule.match.ip !== undefined) {
-    const t = compileIp(rule.match.ip, `${where}.ip`);
-    fixed.push((subject) => t(subject));
-  }
+  if (rule.match.ip !== undefined) subjectTests.push(compileIp(rule.match.ip, `${where}.ip`));
   for (const [label, spec] of Object.entries(rule.match.labels ?? {})) {
-    const patterns = (Array.isArray(spec) ? spec : [spec]).map((p) => compileValueTest(p, cache, `${where}.labels.${label}`));
-    (patterns.some((t) => t.dynamic) ? dynamic : fixed).push((subject, scope) => {
+    const patterns = (Array.isArray(spec) ? spec : [spec]).map((p) => compileValuePattern(p, cache, `${where}.labels.${label}`));
+    const fixed = patterns.some((c) => c.placeholders) ? null : patterns.flatMap((c) => c.forSubject(NO_SUBJECT));
+    const test = (subject: AclSubject, scope?: Scope) => {
       const values = subject.labels[label];
       if (!values) return false;
-      return values.some((v) => patterns.some((t) => t(v, subject, scope)));
+      const matchers = fixed ?? patterns.flatMap((c) => c.forSubject(subject, scope));
+      for (const v of values) if (anyMatches(matchers, v)) return true;
+      return false;
+    };
+    if (patterns.some((c) => c.scopeDependent)) dynamicTests.push(test);
+    else (patterns.some((c) => c.placeholders) ? expandingTests : subjectTests).push((subject) => test(subject));
+  }
+  for (const field of ['type', 'name'] as const) {
+    const p = rule.match[field];
+    if (p === undefined) continue;
+    const c = compileValuePattern(p, cache, `${where}.${field}`);
+    if (c.scopeDependent) {
+      dynamicTests.push((subject, scope) => anyMatches(c.forSubject(subject, scope), fieldValue(field, subject, scope)));
+      continue;
+    }
+    const fixed = c.placeholders ? null : c.forSubject(NO_SUBJECT);
+    scopeBuilders.push((subject) => {
+      const ms = fixed ?? c.forSubject(subject);
+      if (ms.length === 0) return null;
+      const only = ms.length === 1 ? ms[0]! : null;
+      return only ? (scope) => only(scope[field]) : (scope) => anyMatches(ms, scope[field]);
     });
   }
-  const out: CompiledRule = { index, actions: rule.actions, grantsAll: rule.actions.includes('*'), tests: [...fixed, ...dynamic] };
+  const out: CompiledRule = { index, actions: rule.actions, grantsAll: rule.actions.includes('*'), subjectTests: [...subjectTests, ...expandingTests], scopeBuilders, dynamicTests };
   if (rule.comment !== undefined) out.comment = rule.comment;
   return out;
+}
+
+
+interface LiveRule {
+  rule: CompiledRule;
+  tests: ScopeTest[];
 }
 
 export class Acl {
@@ -193,19 +259,45 @@ export class Acl {
     this.rules = rules.map((r, i) => compileRule(r, i, cache));
   }
 
-  decideOne(subject: AclSubject, scope: Scope): ScopeDecision {
-    for (const rule of this.rules) {
-      if (!rule.tests.every((t) => t(subject, scope))) continue;
-      const granted = rule.grantsAll ? [...scope.actions] : scope.actions.filter((a) => rule.actions.includes(a));
-      const d: ScopeDecision = { scope, granted, rule: rule.index };
-      if (rule.comment !== undefined) d.comment = rule.comment;
-      return d;
+  /**
+   * The rules that can still match this caller, each with its per-scope tests. Computed once per
+   * request, so ten scopes against a thousand rules cost one pass over the rules plus ten passes
+   * over the few that concern this caller.
+   */
+  private live(subject: AclSubject): LiveRule[] {
+    const out: LiveRule[] = [];
+    next: for (const rule of this.rules) {
+      for (const t of rule.subjectTests) if (!t(subject)) continue next;
+      const tests: ScopeTest[] = [];
+      for (const b of rule.scopeBuilders) {
+        const t = b(subject);
+        if (!t) continue next;
+        tests.push(t);
+      }
+      for (const d of rule.dynamicTests) tests.push((scope) => d(subject, scope));
+      out.push({ rule, tests });
     }
-    return { scope, granted: [], rule: -1 };
+    return out;
+  }
+
+  private static decision(rule: CompiledRule, scope: Scope): ScopeDecision {
+    const granted = rule.grantsAll ? [...scope.actions] : scope.actions.filter((a) => rule.actions.includes(a));
+    const d: ScopeDecision = { scope, granted, rule: rule.index };
+    if (rule.comment !== undefined) d.comment = rule.comment;
+    return d;
+  }
+
+  decideOne(subject: AclSubject, scope: Scope): ScopeDecision {
+    return this.decide(subject, [scope])[0]!;
   }
 
   decide(subject: AclSubject, scopes: readonly Scope[]): ScopeDecision[] {
-    return scopes.map((s) => this.decideOne(subject, s));
+    if (scopes.length === 0) return [];
+    const live = this.live(subject);
+    return scopes.map((scope) => {
+      for (const { rule, tests } of live) if (tests.every((t) => t(scope))) return Acl.decision(rule, scope);
+      return { scope, granted: [], rule: -1 };
+    });
   }
 }
 

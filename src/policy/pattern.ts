@@ -41,16 +41,44 @@ export function compilePattern(pattern: string): Matcher {
  */
 export function compilePatternAs(pattern: string, kind: PatternKind): Matcher {
   if (kind === 'regex') {
-    const re = new RegExp(`^(?:${pattern.slice(1, -1)})$`);
-    return (v) => re.test(v);
+    const source = pattern.slice(1, -1);
+    const re = new RegExp(`^(?:${source})$`);
+    return withPrefix(regexLiteralPrefix(source), (v) => re.test(v));
   }
   if (pattern === '*' || pattern === '**') return () => true;
   if (!/[*?\\]/.test(pattern)) return (v) => v === pattern;
+  const wild = pattern.search(/[*?\\]/);
+  const prefix = pattern.slice(0, wild);
+  // `team/**` is by far the commonest shape: a prefix test, no regex at all.
+  if (pattern.slice(wild) === '**') return (v) => v.startsWith(prefix);
   const re = new RegExp(`^${globToRegexSource(pattern)}$`);
-  return (v) => re.test(v);
+  return withPrefix(prefix, (v) => re.test(v));
+}
+
+/**
+ * Large ACLs are mostly patterns that do not concern the name at hand; a literal prefix turns most
+ * of those into one failed startsWith instead of a regex run.
+ */
+function withPrefix(prefix: string, m: Matcher): Matcher {
+  return prefix ? (v) => v.startsWith(prefix) && m(v) : m;
+}
+
+/** The literal text every match of a regex must start with ('' when unsure: alternation, escapes, quantifiers). */
+function regexLiteralPrefix(source: string): string {
+  if (source.includes('|')) return '';
+  const m = /^[A-Za-z0-9_/-]*/.exec(source)![0];
+  // A quantifier after the run applies to its last character, which then is not required.
+  const next = source[m.length];
+  return next === '?' || next === '*' || next === '{' ? m.slice(0, -1) : m;
 }
 
 /** Escapes a placeholder's value so it is matched literally inside a glob or a regex. */
 export function literalFor(pattern: string, value: string): string {
-  return isRegexPattern(pattern) ? escapeRegex(value) : value.replace(/[*?\\]/g, (c) => `\\${c}`);
+  return isRegexPattern(pattern) ? escapeRegexLiteral(value) : escapeGlobLiteral(value);
+}
+
+export const escapeRegexLiteral = escapeRegex;
+
+export function escapeGlobLiteral(value: string): string {
+  return /[*?\\]/.test(value) ? value.replace(/[*?\\]/g, (c) => `\\${c}`) : value;
 }
