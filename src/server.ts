@@ -24,7 +24,11 @@ import { ContinuousAccess } from './identity/continuous-access.js';
 import { Credentials } from './identity/credentials.js';
 import { PatVerifier } from './identity/pat-verifier.js';
 import { StaticUsers } from './identity/static-users.js';
-import { createLogger } from './log.js';
+import { createAuditLogger, createLogger } from './log.js';
+import { TokenReuse } from './http/token/reuse.js';
+import { PAT_REVOKED_CHANNEL } from './tokens/pats.js';
+import { ROBOT_REVOKED_CHANNEL } from './robots/robots.js';
+import { ACCOUNT_CHANGED_CHANNEL } from './identity/continuous-access.js';
 import { instrumentConnector } from './observability/instrument-connector.js';
 import { Metrics } from './observability/metrics.js';
 import { Robots, robotName } from './robots/robots.js';
@@ -134,7 +138,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const connectors = new Map<string, CallbackConnector>();
   for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(shared.fetch ? { fetch: shared.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
   const ca = { ttlSeconds: durationToSeconds(raw.continuousAccess.ttl), graceSeconds: durationToSeconds(raw.continuousAccess.grace) };
-  const access = new ContinuousAccess(accounts, connectors, config.users, ca, log);
+  const access = new ContinuousAccess(accounts, connectors, config.users, ca, log, (rec) => void store.publish(ACCOUNT_CHANGED_CHANNEL, rec.key).catch(() => {}));
   const robots = new Robots(
     store,
     raw.robots.map((r) => ({
@@ -160,8 +164,10 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     fingerprintKey,
   );
 
+  const reuse = new TokenReuse(raw.token.reuseWindow);
+  for (const channel of [PAT_REVOKED_CHANNEL, ROBOT_REVOKED_CHANNEL, ACCOUNT_CHANGED_CHANNEL]) await store.subscribe(channel, () => reuse.clear());
+
   const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader, onStoreError: () => metrics.storeErrors.inc() });
-  app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
 
   const handle = tokenEndpoint({
     services: config.token.services,
@@ -178,11 +184,15 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
       if (o.outcome === 'unavailable') metrics.storeErrors.inc();
       if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
     },
+    reuse,
+    audit: createAuditLogger(log),
   });
-  for (const p of [config.token.path, `${config.token.path}/token`]) {
-    router.get(p, handle);
-    router.post(p, handle);
-  }
+  // The token endpoint runs on every pull and push: its GETs are answered before the body parser
+  // and the router (which would test every page's route) get involved.
+  const tokenPaths = new Set([config.token.path, `${config.token.path}/token`]);
+  app.use((ctx, next) => (ctx.method === 'GET' && tokenPaths.has(ctx.path) ? handle(ctx) : next()));
+  app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
+  for (const p of tokenPaths) router.post(p, handle);
   const jwks = { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) };
   router.get('/.well-known/jwks.json', (ctx) => {
     ctx.set('Cache-Control', 'public, max-age=300');

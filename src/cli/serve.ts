@@ -29,7 +29,10 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
     running.log.info({ signal }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
-    Promise.all([running.close(), devProvider?.close()]).then(() => process.exit(0));
+    Promise.all([running.close(), devProvider?.close()]).then(() => {
+      running.log.flush();
+      process.exit(0);
+    });
   };
   // SIGHUP: re-read the file; a broken file is reported and the running configuration stays.
   let reloading = Promise.resolve();

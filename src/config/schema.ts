@@ -48,6 +48,8 @@ export const tokenSchema = z.strictObject({
   generatedKeyAlg: z.enum(['ES256', 'RS256', 'EdDSA']).default('ES256'),
   refreshTTL: durationSeconds.default('30d'),
   path: z.string().startsWith('/').default('/auth'),
+  /** Seconds an identical repeated GET gets the same signed token back (0 = never). */
+  reuseWindow: z.number().int().min(0).max(60).default(10),
 });
 
 export const serverSchema = z.strictObject({

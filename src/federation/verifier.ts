@@ -86,7 +86,8 @@ export class FederationVerifier implements CredentialVerifier {
     for (const policy of candidates) {
       const outcome = evaluatePolicy(policy, claims);
       if (outcome.matched) {
-        return { account: outcome.account, kind: 'federated', labels: outcome.labels, tokenTTLSeconds: policy.ttlSeconds };
+        // Never reused: each ID token is checked against the issuer's current keys.
+        return { account: outcome.account, kind: 'federated', labels: outcome.labels, tokenTTLSeconds: policy.ttlSeconds, reusableUntil: 0 };
       }
       refusals.push(`policy ${policy.id}: ${outcome.reasons.join('; ')}`);
     }

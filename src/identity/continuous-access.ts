@@ -11,6 +11,8 @@ export interface ContinuousAccessOptions {
 }
 
 export const LOCAL_CONNECTOR = 'local';
+/** Published when the provider no longer accepts an account, so replicas drop cached answers. */
+export const ACCOUNT_CHANGED_CHANNEL = 'account-changed';
 
 /**
  * Keeps an account's groups current while its PATs are used. After `ttl` the provider is asked again
@@ -34,6 +36,12 @@ export class ContinuousAccess {
     if (rec.identity.connector === LOCAL_CONNECTOR) return true;
     const c = this.connectors.get(rec.identity.connector);
     return Boolean(c?.refresh && rec.upstreamSealed);
+  }
+
+  /** When the account's groups are next due for a re-check (ms epoch); Infinity when never. */
+  nextCheckAt(rec: AccountRecord): number {
+    if (rec.identity.connector === LOCAL_CONNECTOR || !this.canRecheck(rec)) return Infinity;
+    return rec.checkedAt + this.opts.ttlSeconds * 1000;
   }
 
   /** The account as it stands now, re-checked at the provider when due. Throws AuthenticationError. */

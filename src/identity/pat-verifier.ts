@@ -47,7 +47,7 @@ export class PatVerifier implements CredentialVerifier {
     const account = await this.accounts.get(rec.owner);
     if (!account) throw new AuthenticationError('the owner of this token is unknown');
     const current = await this.access.current(account);
-    const principal: Principal = { account: rec.username, kind: 'pat', labels: labelsOf(current.identity), credentialId: rec.id };
+    const principal: Principal = { account: rec.username, kind: 'pat', labels: labelsOf(current.identity), credentialId: rec.id, reusableUntil: Math.min(rec.expiresAt, this.access.nextCheckAt(current)) };
     if (rec.restriction) principal.restriction = rec.restriction;
     return principal;
   }

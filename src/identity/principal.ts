@@ -17,6 +17,11 @@ export interface Principal {
   credentialId?: string;
   /** Caps the registry token's lifetime below token.expiration (federation's maxTokenTTL). */
   tokenTTLSeconds?: number;
+  /**
+   * Until when (ms epoch) an identical repeated request may get the same answer: the credential's
+   * expiry or the account's next re-check at the provider. 0 = never reuse.
+   */
+  reusableUntil?: number;
 }
 
 /** Wrong or unusable credentials: answered 401 with a Basic challenge. */

@@ -9,7 +9,14 @@ function check(rec: RobotRecord | null, now: number): RobotRecord {
   return rec;
 }
 
-const principalOf = (rec: RobotRecord): Principal => ({ account: rec.name, kind: 'robot', labels: { robot: [rec.name] }, restriction: rec.restriction, credentialId: rec.name });
+const principalOf = (rec: RobotRecord): Principal => ({
+  account: rec.name,
+  kind: 'robot',
+  labels: { robot: [rec.name] },
+  restriction: rec.restriction,
+  credentialId: rec.name,
+  ...(rec.expiresAt !== null ? { reusableUntil: rec.expiresAt } : {}),
+});
 
 /** `docker login -u robot:NAME -p berth_rbt_…`: the robot's restriction caps whatever the ACL grants. */
 export class RobotVerifier implements CredentialVerifier {

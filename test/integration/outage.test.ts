@@ -49,7 +49,9 @@ async function stopRedis(): Promise<void> {
   });
 }
 
-const token = (user: string, pw: string) => fetch(`${berth.url}/auth?service=registry&scope=repository:team/app:pull`, { headers: { authorization: basic(user, pw) } });
+// A new repository each time: an identical repeat could be answered from the reuse window.
+let n = 0;
+const token = (user: string, pw: string) => fetch(`${berth.url}/auth?service=registry&scope=repository:team/app-${n++}:pull`, { headers: { authorization: basic(user, pw) } });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'berth-outage-'));

@@ -12,6 +12,7 @@ import { parseTokenRequest, type TokenRequest } from './request.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.js';
+import type { TokenReuse } from './reuse.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
@@ -19,6 +20,8 @@ import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.
  *   2. authn      authenticate.ts  credential → Principal (401 / 503)
  *   3. authz      authorize.ts     ACL per scope, narrowed by the credential's restriction
  *   4. issue      here             sign the registry JWT, maybe a refresh token, answer
+ * An identical GET repeated within seconds (one docker push asks several times) is answered from
+ * reuse.ts after step 1's cheapest part.
  */
 export interface TokenEndpointDeps {
   services: ReadonlySet<string> | null;
@@ -28,7 +31,10 @@ export interface TokenEndpointDeps {
   refreshTokens: RefreshTokens;
   realm: string;
   limiter: AuthLimiter;
+  reuse: TokenReuse;
   log: Logger;
+  /** Audit lines: fixed fields, no secrets by construction, so no redaction pass on the hot path. */
+  audit: Logger;
   onOutcome?: (o: TokenOutcome) => void;
 }
 
@@ -48,8 +54,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
   const challenge = `Basic realm=${JSON.stringify(deps.realm)}`;
 
   /**
-   * Lockouts are checked before a bcrypt password is tried (no CPU for a locked account), and
-   * alongside the lookup for high-entropy tokens (no added latency on the hot path).
+   * Failed-authentication limits around step 2.
    */
   async function authenticateWithLimits(req: TokenRequest, ip: string): Promise<Principal> {
     if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
@@ -58,12 +63,11 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     const who = req.grantType === 'password' && deps.credentials.kindOf(req.password) !== 'federated' ? req.username : '';
     const secret = req.grantType === 'password' ? req.password : req.refreshToken;
     try {
-      if (req.grantType === 'password' && deps.credentials.kindOf(req.password) === 'static') {
-        await deps.limiter.check(who, ip);
-        return await authenticate(req, deps.credentials, ip);
-      }
-      const [, p] = await Promise.all([deps.limiter.check(who, ip), authenticate(req, deps.credentials, ip)]);
-      return p;
+      // Passwords can be guessed, so a locked-out account or address is refused before bcrypt
+      // runs. PATs, robot secrets, refresh and ID tokens cannot (160+ random bits, or a
+      // signature): their failures are counted, but a success is not held up by a lockout read.
+      if (req.grantType === 'password' && deps.credentials.kindOf(req.password) === 'static') await deps.limiter.check(who, ip);
+      return await authenticate(req, deps.credentials, ip);
     } catch (e) {
       if (e instanceof AuthenticationError) await deps.limiter.failure(who, secret, ip);
       throw e;
@@ -76,7 +80,20 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     let principal: Principal | undefined;
     const report = (outcome: TokenOutcome['outcome']) =>
       deps.onOutcome?.({ outcome, kind: principal?.kind ?? 'unknown', grant: req?.grantType ?? 'unknown', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    let reuseKey: string | null = null;
     try {
+      if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) {
+        const now = Math.floor(Date.now() / 1000);
+        reuseKey = deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ctx.ip);
+        const hit = deps.reuse.get(reuseKey, now);
+        if (hit) {
+          ctx.set('Cache-Control', 'no-store');
+          ctx.body = { token: hit.token, access_token: hit.token, expires_in: hit.expiresAt - now, issued_at: new Date(hit.issuedAt * 1000).toISOString() };
+          deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as Principal['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+          if (deps.audit.isLevelEnabled('info')) deps.audit.info({ audit: 'token', account: hit.account, kind: hit.kind, ip: ctx.ip, reused: true, decisions: hit.decisions }, 'token issued');
+          return;
+        }
+      }
       req = parseTokenRequest(ctx);
       checkService(req, deps.services);
       principal = await authenticateWithLimits(req, ctx.ip);
@@ -101,20 +118,15 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       }
       const asked = decisions.reduce((n, d) => n + d.scope.actions.length, 0);
       const got = decisions.reduce((n, d) => n + d.granted.length, 0);
-      report(asked === got ? 'granted' : got === 0 ? 'denied' : 'partial');
-      if (deps.log.isLevelEnabled('info')) {
-        deps.log.info(
-          {
-            audit: 'token',
-            account: principal.account,
-            kind: principal.kind,
-            grant: req.grantType,
-            ip: ctx.ip,
-            service: req.service,
-            decisions: decisions.map((d) => ({ scope: formatScope(d.scope), granted: d.granted, rule: d.rule, ...(d.comment ? { comment: d.comment } : {}) })),
-          },
-          'token issued',
-        );
+      const outcome = asked === got ? 'granted' : got === 0 ? 'denied' : 'partial';
+      report(outcome);
+      const summary = decisions.map((d) => ({ scope: formatScope(d.scope), granted: d.granted, rule: d.rule, ...(d.comment ? { comment: d.comment } : {}) }));
+      if (reuseKey && !refreshToken) {
+        const reusableUntil = principal.reusableUntil === undefined ? Infinity : Math.floor(principal.reusableUntil / 1000);
+        deps.reuse.set(reuseKey, { token: signed.token, issuedAt: signed.issuedAt, expiresAt: signed.issuedAt + signed.expiresIn, reusableUntil, account: principal.account, kind: principal.kind, decisions: summary, outcome });
+      }
+      if (deps.audit.isLevelEnabled('info')) {
+        deps.audit.info({ audit: 'token', account: principal.account, kind: principal.kind, grant: req.grantType, ip: ctx.ip, service: req.service, decisions: summary }, 'token issued');
       }
     } catch (e) {
       if (e instanceof HttpError) {
