@@ -90,7 +90,9 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
           ctx.set('Cache-Control', 'no-store');
           ctx.body = { token: hit.token, access_token: hit.token, expires_in: hit.expiresAt - now, issued_at: new Date(hit.issuedAt * 1000).toISOString() };
           deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as Principal['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
-          if (deps.audit.isLevelEnabled('info')) deps.audit.info({ audit: 'token', account: hit.account, kind: hit.kind, ip: ctx.ip, reused: true, decisions: hit.decisions }, 'token issued');
+          // The grant behind this token was audited when it was issued; a repeat is not a new
+          // decision, so it is logged only at debug (the metrics still count it).
+          if (deps.audit.isLevelEnabled('debug')) deps.audit.debug({ audit: 'token', account: hit.account, kind: hit.kind, ip: ctx.ip, reused: true, decisions: hit.decisions }, 'token reused');
           return;
         }
       }
