@@ -24,9 +24,11 @@ import type { StoreSpec, TargetMessage, TargetReady, TargetSpec } from './target
 const TARGET = fileURLToPath(new URL('./target.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** Bytes of (b)'s answer: an ES256 JWT carrying its certificate (x5c), sent as token and access_token. */
+const TOKEN_RESPONSE_BYTES = 2288;
 
 const USAGE = `usage: npm run bench -- [--duration SECONDS] [--connections N] [--warmup SECONDS]
-                          [--only a,b,c,d] [--log-level info|warn|silent] [--no-profile]
+                          [--only a,a2,b,c,d] [--log-level info|warn|silent] [--no-profile]
                           [--json FILE]
   --connections  fewer connections (1, 5) give latency below saturation; 50 saturates
   --only         run these targets only; the (b)/(a) ratio needs both`;
@@ -72,8 +74,8 @@ function options(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}\n${USAGE}`);
     return n;
   };
-  const only = new Set((values.only ?? 'a,b,c,d').split(',').map((x) => x.trim()));
-  for (const x of only) if (!['a', 'b', 'c', 'd'].includes(x)) throw new UsageError(`--only: unknown target ${JSON.stringify(x)} (a, b, c or d)\n${USAGE}`);
+  const only = new Set((values.only ?? 'a,a2,b,c,d').split(',').map((x) => x.trim()));
+  for (const x of only) if (!['a', 'a2', 'b', 'c', 'd'].includes(x)) throw new UsageError(`--only: unknown target ${JSON.stringify(x)} (a, a2, b, c or d)\n${USAGE}`);
   const logLevel = values['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: unknown level ${logLevel}\n${USAGE}`);
   return {
@@ -215,7 +217,7 @@ function cpuSeconds(pid: number): number | null {
 // ---- scenarios -------------------------------------------------------------------------------
 
 interface Scenario {
-  id: 'a' | 'b' | 'c' | 'd';
+  id: 'a' | 'a2' | 'b' | 'c' | 'd';
   label: string;
   spec: TargetSpec;
   /** Scopes the response must grant pull+push on (Berth targets). */
@@ -391,6 +393,7 @@ async function main(): Promise<void> {
   const berth = (credential: 'pat' | 'static', acl: 'small' | 'large', scopes: number, id: string): TargetSpec => ({ kind: 'berth', credential, acl, scopes, store: store(id), logLevel: o.logLevel });
   const scenarios: Scenario[] = [
     { id: 'a', label: '(a) bare Koa JSON route', spec: { kind: 'koa' }, scopes: 0 },
+    { id: 'a2', label: "(a') bare Koa, token-sized body", spec: { kind: 'koa', bodyBytes: TOKEN_RESPONSE_BYTES }, scopes: 0 },
     { id: 'b', label: '(b) /auth PAT, 1 scope, ES256', spec: berth('pat', 'small', 1, 'b'), scopes: 1 },
     { id: 'c', label: '(c) /auth static bcrypt user, 1 scope', spec: berth('static', 'small', 1, 'c'), scopes: 1 },
     { id: 'd', label: '(d) /auth PAT, 10 scopes, 1,000-rule ACL', spec: berth('pat', 'large', 10, 'd'), scopes: 10 },
@@ -434,6 +437,8 @@ async function main(): Promise<void> {
     if (a.cpuUsPerReq && b.cpuUsPerReq) process.stdout.write(`;  CPU-cost ratio (a)/(b): ${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(3)} (what the throughput ratio tends to when the server, not the load generator, is the limit)`);
     process.stdout.write('\n');
   }
+  const a2 = results.find((r) => r.id === 'a2');
+  if (a2 && b) process.stdout.write(`(b)/(a') throughput ratio: ${(b.reqPerSec / a2.reqPerSec).toFixed(3)}  (the same HTTP work: a bare route answering as many bytes as a token response)\n`);
   if (b) process.stdout.write(`(b) p99: ${fmt(b.p99, 1)} ms  (goal < 10 ms: ${mark(b.p99 < 10)});  (b) peak RSS: ${fmt(b.peakRssMB, 1)} MB  (goal < 150 MB: ${mark((b.peakRssMB ?? Infinity) < 150)})\n`);
   if (b) process.stdout.write(`  a saturated closed loop has mean latency ≈ connections ÷ throughput (${o.connections} ÷ ${fmt(b.reqPerSec)} req/s = ${fmt((o.connections / b.reqPerSec) * 1000, 1)} ms); --connections 1 shows latency without queueing\n`);
   process.stdout.write('\n');

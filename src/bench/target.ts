@@ -17,7 +17,7 @@ import { benchScopes, BENCH_SERVICE, largeAcl, PAT_USER, SMALL_ACL, STATIC_USER 
 export type StoreSpec = { type: 'redis'; url: string; keyPrefix: string } | { type: 'memory' };
 
 export type TargetSpec =
-  | { kind: 'koa' }
+  | { kind: 'koa'; bodyBytes?: number }
   | { kind: 'berth'; credential: 'pat' | 'static'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string };
 
 export interface TargetReady {
@@ -34,10 +34,13 @@ function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
-async function startKoa(): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
+async function startKoa(bodyBytes = 0): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
   const app = new Koa();
+  // With bodyBytes, the answer is as large as a token response (a JWT with x5c, sent as both
+  // `token` and `access_token`): writing 2 kB costs a bare route a third of its throughput.
+  const padding = 'x'.repeat(Math.max(0, Math.floor((bodyBytes - 40) / 2)));
   app.use((ctx) => {
-    if (ctx.path === '/json') ctx.body = { status: 'ok', service: BENCH_SERVICE };
+    if (ctx.path === '/json') ctx.body = bodyBytes ? { token: padding, access_token: padding, expires_in: 900 } : { status: 'ok', service: BENCH_SERVICE };
     else ctx.status = 404;
   });
   const server = createServer(app.callback());
@@ -110,7 +113,7 @@ async function main(): Promise<void> {
   process.on('disconnect', () => process.exit(0));
   try {
     const spec = JSON.parse(process.argv[2] ?? '') as TargetSpec;
-    const started = spec.kind === 'koa' ? await startKoa() : await startBerth(spec);
+    const started = spec.kind === 'koa' ? await startKoa(spec.bodyBytes) : await startBerth(spec);
     stop = started.stop;
     send(started.ready);
   } catch (e) {
