@@ -8,6 +8,6 @@ export default defineConfig({
     // End-to-end files start real registries, browsers and providers; two cores do not take more.
     fileParallelism: true,
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -72,13 +72,10 @@ function regexLiteralPrefix(source: string): string {
   return next === '?' || next === '*' || next === '{' ? m.slice(0, -1) : m;
 }
 
-/** Escapes a placeholder's value so it is matched literally inside a glob or a regex. */
-export function literalFor(pattern: string, value: string): string {
-  return isRegexPattern(pattern) ? escapeRegexLiteral(value) : escapeGlobLiteral(value);
-}
-
+/** Escape a placeholder's value so it is matched literally inside a regex pattern... */
 export const escapeRegexLiteral = escapeRegex;
 
+/** ...or inside a glob. */
 export function escapeGlobLiteral(value: string): string {
   return /[*?\\]/.test(value) ? value.replace(/[*?\\]/g, (c) => `\\${c}`) : value;
 }
