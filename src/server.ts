@@ -179,8 +179,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     limiter,
     log,
     onOutcome: (o) => {
-      metrics.tokenRequests.inc({ outcome: o.outcome, kind: o.grant === 'refresh_token' ? 'refresh' : o.kind });
-      metrics.tokenDuration.observe({ outcome: o.outcome }, o.seconds);
+      metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds);
       if (o.outcome === 'unavailable') metrics.storeErrors.inc();
       if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
     },

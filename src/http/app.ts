@@ -51,17 +51,18 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
   });
   // Request log: path only (query strings carry OAuth codes), headers only at trace level, where
   // the logger's redaction removes Authorization and Cookie.
-  app.use(async (ctx, next) => {
-    if (!opts.log.isLevelEnabled('debug')) return next();
-    const started = process.hrtime.bigint();
-    try {
-      await next();
-    } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      if (opts.log.isLevelEnabled('trace')) opts.log.trace({ req: { method: ctx.method, path: ctx.path, headers: ctx.headers }, status: ctx.status, ms }, 'request');
-      else opts.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms, ip: ctx.ip }, 'request');
-    }
-  });
+  if (opts.log.isLevelEnabled('debug')) {
+    app.use(async (ctx, next) => {
+      const started = process.hrtime.bigint();
+      try {
+        await next();
+      } finally {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        if (opts.log.isLevelEnabled('trace')) opts.log.trace({ req: { method: ctx.method, path: ctx.path, headers: ctx.headers }, status: ctx.status, ms }, 'request');
+        else opts.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms, ip: ctx.ip }, 'request');
+      }
+    });
+  }
   const router = new Router();
   return { app, router };
 }

@@ -21,6 +21,20 @@ export class Metrics {
   readonly rateLimited = new Counter({ name: 'berth_rate_limited_total', help: 'Requests refused by the failed-authentication limits', labelNames: ['scope'] as const, registers: [this.registry] });
   readonly activePats: Gauge;
 
+  private readonly tokenChildren = new Map<string, { count: { inc(): void }; latency: { observe(v: number): void } }>();
+
+  /** Counts and times one token request; the labelled children are looked up once per combination. */
+  countToken(outcome: string, kind: string, seconds: number): void {
+    const key = `${outcome} ${kind}`;
+    let c = this.tokenChildren.get(key);
+    if (!c) {
+      c = { count: this.tokenRequests.labels(outcome, kind), latency: this.tokenDuration.labels(outcome) };
+      this.tokenChildren.set(key, c);
+    }
+    c.count.inc();
+    c.latency.observe(seconds);
+  }
+
   constructor(countActivePats: () => Promise<number>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_process_' });
     this.activePats = new Gauge({

@@ -12,7 +12,7 @@ import { parseTokenRequest, type TokenRequest } from './request.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.js';
-import type { TokenReuse } from './reuse.js';
+import { TokenReuse } from './reuse.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
@@ -88,7 +88,8 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
         const hit = deps.reuse.get(reuseKey, now);
         if (hit) {
           ctx.set('Cache-Control', 'no-store');
-          ctx.body = { token: hit.token, access_token: hit.token, expires_in: hit.expiresAt - now, issued_at: new Date(hit.issuedAt * 1000).toISOString() };
+          ctx.type = 'application/json';
+          ctx.body = TokenReuse.body(hit, now);
           deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as Principal['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
           // The grant behind this token was audited when it was issued; a repeat is not a new
           // decision, so it is logged only at debug (the metrics still count it).

@@ -2,6 +2,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 
 export interface ReusableAnswer {
   token: string;
+  /** The GET answer's JSON up to `expires_in`'s value, serialized once: a hit only appends numbers. */
+  jsonHead?: string;
+  /** `"issued_at":"…"}`, also serialized once. */
+  jsonTail?: string;
   issuedAt: number;
   /** Seconds since epoch at which the registry token expires. */
   expiresAt: number;
@@ -49,7 +53,15 @@ export class TokenReuse {
   set(key: string, answer: ReusableAnswer): void {
     if (this.windowSeconds <= 0 || answer.reusableUntil <= answer.issuedAt) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    const token = JSON.stringify(answer.token);
+    answer.jsonHead = `{"token":${token},"access_token":${token},"expires_in":`;
+    answer.jsonTail = `,"issued_at":"${new Date(answer.issuedAt * 1000).toISOString()}"}`;
     this.entries.set(key, answer);
+  }
+
+  /** The GET response body for a hit at `now` (same fields as a fresh answer). */
+  static body(a: ReusableAnswer, now: number): string {
+    return `${a.jsonHead}${a.expiresAt - now}${a.jsonTail}`;
   }
 
   clear(): void {
