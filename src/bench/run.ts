@@ -416,7 +416,7 @@ async function main(): Promise<void> {
     }
     if (o.profile && o.only.has('b')) {
       process.stderr.write('profiling (b) with --cpu-prof ...\n');
-      prof = await profile({ ...scenarios[1]!, spec: berth('pat', 'small', 1, 'b-profile') }, o);
+      prof = await profile({ ...scenarios.find((x) => x.id === 'b')!, spec: berth('pat', 'small', 1, 'b-profile') }, o);
     }
   } finally {
     await cleanUp();
