@@ -88,7 +88,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
         const hit = deps.reuse.get(reuseKey, now);
         if (hit) {
           ctx.set('Cache-Control', 'no-store');
-          ctx.type = 'application/json';
+          ctx.set('Content-Type', 'application/json; charset=utf-8');
           ctx.body = TokenReuse.body(hit, now);
           deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as Principal['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
           // The grant behind this token was audited when it was issued; a repeat is not a new
