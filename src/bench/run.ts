@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon, { type Result } from 'autocannon';
 import { Redis } from 'ioredis';
+import { redisReachable } from '../store/redis.js';
 import { labelsOf } from '../identity/accounts.js';
 import { Acl, parseClientIp, type AclSubject } from '../policy/acl.js';
 import { parseScopes } from '../policy/scope.js';
@@ -93,19 +94,6 @@ function options(argv: string[]): Options {
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-async function redisReachable(url: string): Promise<boolean> {
-  const c = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  c.on('error', () => {});
-  try {
-    await c.connect();
-    await c.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    c.disconnect();
-  }
-}
 
 async function deletePrefix(url: string, prefix: string): Promise<number> {
   const c = new Redis(url, { maxRetriesPerRequest: 1 });

@@ -136,3 +136,18 @@ export class RedisStore implements Store {
     this.subscriber?.disconnect();
   }
 }
+
+/** True when a Redis answers PING at `url` within about a second (for tools deciding what to start). */
+export async function redisReachable(url: string): Promise<boolean> {
+  const c = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    c.disconnect();
+  }
+}

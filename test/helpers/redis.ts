@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { redisReachable } from '../../src/store/redis.js';
 
 let started: ChildProcess | null = null;
 let resolvedUrl: Promise<string> | null = null;
@@ -17,19 +18,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function reachable(url: string): Promise<boolean> {
-  const c = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  c.on('error', () => {});
-  try {
-    await c.connect();
-    await c.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    c.disconnect();
-  }
-}
 
 /**
  * A Redis URL for tests: REDIS_URL (default redis://127.0.0.1:6379) when it answers, else a
@@ -38,14 +26,14 @@ async function reachable(url: string): Promise<boolean> {
 export function redisUrl(): Promise<string> {
   resolvedUrl ??= (async () => {
     const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-    if (await reachable(url)) return url;
+    if (await redisReachable(url)) return url;
     if (spawnSync('redis-server', ['--version']).status !== 0) throw new Error(`Redis is not reachable at ${url} and redis-server is not installed: apt-get install redis-server, or set REDIS_URL`);
     const port = await freePort();
     started = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     process.once('exit', () => started?.kill());
     const own = `redis://127.0.0.1:${port}`;
     for (let i = 0; i < 50; i++) {
-      if (await reachable(own)) return own;
+      if (await redisReachable(own)) return own;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error('started redis-server but it did not answer');
