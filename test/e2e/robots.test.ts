@@ -125,6 +125,25 @@ describe('robot accounts', () => {
     expect((await token('robot:other', declaredSecret)).status).toBe(401);
   });
 
+  it('are managed from the admin page, with CSRF-checked forms', async () => {
+    const root = new WebClient(berth.url);
+    await root.signInLocal('root', 'pw');
+    const page = await root.get('/robots');
+    expect(page.res.status).toBe(200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
+    const created = await root.postForm('/robots', { csrf, name: 'from-page', repositories: 'apps/page', actions: 'pull' });
+    expect(created.res.status).toBe(201);
+    const secret = /<pre id="robot-secret">([^<]+)<\/pre>/.exec(created.html)![1]!;
+    expect((await token('robot:from-page', secret, 'repository:apps/page:pull')).status).toBe(200);
+    expect((await root.postForm('/robots/robot:from-page/disable', { name: 'x' })).res.status).toBe(403);
+    expect((await root.postForm('/robots/robot:from-page/disable', { csrf })).res.status).toBe(200);
+    expect((await token('robot:from-page', secret, 'repository:apps/page:pull')).status).toBe(401);
+
+    const dev = new WebClient(berth.url);
+    await dev.signInLocal('dev', 'pw');
+    expect((await dev.get('/robots')).res.status).toBe(403);
+  });
+
   it('are managed from the CLI', async () => {
     const env = { ...process.env, BERTH_URL: berth.url, BERTH_TOKEN: adminPat };
     const created = await run(process.execPath, [CLI, 'robot', 'create', 'cli-bot', '--repo', 'apps/cli', '--action', 'pull'], { env });
