@@ -77,6 +77,8 @@ export class RedisStore implements Store {
   }
   mget(keys: readonly string[]) {
     if (keys.length === 0) return Promise.resolve([]);
+    // A cluster refuses MGET across hash slots; there the GETs go out concurrently instead.
+    if (this.client instanceof Cluster) return this.run((c) => Promise.all(keys.map((k) => c.get(k))));
     return this.run((c) => c.mget(...keys));
   }
   async set(key: string, value: string, ttlSeconds?: number) {
