@@ -123,12 +123,14 @@ export class RedisStore implements Store {
         for (const h of this.handlers.get(ch) ?? []) h(msg);
       });
       this.subscriber = sub;
-      await sub.connect().catch(() => {});
+      sub.connect().catch(() => {});
     }
     const list = this.handlers.get(full) ?? [];
     list.push(onMessage);
     this.handlers.set(full, list);
-    await this.subscriber.subscribe(full).catch(() => {});
+    // Not awaited: with Redis down at start the SUBSCRIBE waits in the queue until it is back
+    // (and ioredis resubscribes after every reconnect); starting must not wait for it.
+    this.subscriber.subscribe(full).catch(() => {});
   }
   async ping() {
     await this.run((c) => c.ping());

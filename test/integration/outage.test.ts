@@ -105,6 +105,33 @@ describe('Redis outage', () => {
     expect(await until(async () => (await token('ops', pat)).status === 200, 5000)).toBe(true);
   });
 
+  it('starts while Redis is down, serves static users, and becomes ready when Redis comes up', async () => {
+    await stopRedis();
+    const config = await loadConfigText(
+      `
+token: { issuer: outage, services: [registry], generatedKeyDir: keys }
+store: { type: redis, redis: { url: "redis://127.0.0.1:${port}", keyPrefix: "outage:" } }
+users:
+  ops: { password: "${await hash('ops-pw', 4)}" }
+acl:
+  - { match: { account: "/.+/" }, actions: [pull] }
+`,
+      dir,
+    );
+    const started = Date.now();
+    const second = await startServer(config, { port: 0, host: '127.0.0.1', log: createLogger('silent') });
+    try {
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await fetch(`${second.url}/readyz`)).status).toBe(503);
+      const s = await fetch(`${second.url}/auth?service=registry&scope=repository:a/b:pull`, { headers: { authorization: basic('ops', 'ops-pw') } });
+      expect(s.status).toBe(200);
+      await startRedis();
+      expect(await until(async () => (await fetch(`${second.url}/readyz`)).status === 200, 10_000)).toBe(true);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('recovers without a restart after Redis is killed and comes back, with nothing lost', async () => {
     await stopRedis();
     const down = await token('ops', pat);
