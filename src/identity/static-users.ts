@@ -19,10 +19,6 @@ export class StaticUsers {
 
   constructor(private readonly users: ReadonlyMap<string, StaticUser>) {}
 
-  has(username: string): boolean {
-    return this.users.has(username);
-  }
-
   anonymous(): Principal | null {
     const u = this.users.get('');
     return u ? { account: '', kind: 'anonymous', labels: u.labels } : null;
