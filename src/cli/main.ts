@@ -9,7 +9,9 @@ import { explain } from './acl-explain.js';
 import { ROBOT_USAGE } from './robot.js';
 
 const USAGE = `usage: berth <command>
-  serve [--config FILE] [--demo]        run the server (config also from BERTH_CONFIG)
+  serve [--config FILE] [--demo] [--watch-config]
+                                        run the server (config also from BERTH_CONFIG); SIGHUP or,
+                                        with --watch-config, saving the file reloads it
   keygen --out DIR [--alg ES256|RS256|EdDSA]
                                         write key.pem + cert.pem for token signing
   hash-password [--cost N]              bcrypt a password read from stdin (htpasswd -nB replacement)
@@ -33,11 +35,11 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'serve': {
-      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, demo: { type: 'boolean' } });
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, demo: { type: 'boolean' }, 'watch-config': { type: 'boolean' } });
       // Loaded only here: the server stack takes most of a second to import, which every other
       // command (hash-password, check-config, scripts calling them in loops) would pay for nothing.
       const { serve } = await import('./serve.js');
-      return serve({ configPath: values.config ?? process.env.BERTH_CONFIG, demo: values.demo ?? false });
+      return serve({ configPath: values.config ?? process.env.BERTH_CONFIG, demo: values.demo ?? false, watch: values['watch-config'] ?? false });
     }
     case 'keygen': {
       const { values } = parse(rest, { out: { type: 'string' }, alg: { type: 'string' } });

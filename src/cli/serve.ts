@@ -1,3 +1,5 @@
+import { watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
 import { startServer } from '../server.js';
@@ -7,7 +9,7 @@ import { UsageError } from './args.js';
 export const DEMO_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
 
 /** `berth serve`: runs until SIGTERM/SIGINT, then stops accepting and finishes in-flight requests. */
-export async function serve(opts: { configPath: string | undefined; demo: boolean }): Promise<number> {
+export async function serve(opts: { configPath: string | undefined; demo: boolean; watch?: boolean }): Promise<number> {
   const path = opts.configPath ?? (opts.demo ? DEMO_CONFIG : undefined);
   if (!path) throw new UsageError('serve needs --config FILE (or BERTH_CONFIG), or --demo for the built-in demo');
   const config = await loadConfigFile(path);
@@ -34,9 +36,10 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
       process.exit(0);
     });
   };
-  // SIGHUP: re-read the file; a broken file is reported and the running configuration stays.
+  // SIGHUP (or a saved file with --watch-config): re-read the file; a broken file is reported and
+  // the running configuration stays.
   let reloading = Promise.resolve();
-  process.on('SIGHUP', () => {
+  const reload = () => {
     reloading = reloading.then(async () => {
       try {
         await running.reload(await loadConfigFile(path));
@@ -44,7 +47,18 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
         running.log.error({ err: (e as Error).message }, 'configuration reload failed; keeping the running configuration');
       }
     });
-  });
+  };
+  process.on('SIGHUP', reload);
+  if (opts.watch) {
+    // Editors and config management replace the file rather than write it in place, so the
+    // directory is watched; bursts of events are coalesced into one reload.
+    let timer: NodeJS.Timeout | undefined;
+    watch(dirname(resolve(path)), (_event, name) => {
+      if (name !== basename(path)) return;
+      clearTimeout(timer);
+      timer = setTimeout(reload, 200);
+    }).unref();
+  }
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   return -1;

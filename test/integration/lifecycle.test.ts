@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
@@ -77,5 +77,28 @@ describe('signals', () => {
     expect((await inFlight).status).toBe(200);
     expect(await exited).toBe(0);
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('--watch-config', () => {
+  it('reloads when the file is replaced, as editors and config management do', async () => {
+    const wdir = mkdtempSync(join(tmpdir(), 'berth-watch-'));
+    const wport = await freePort();
+    const file = join(wdir, 'berth.yaml');
+    const text = (users: string) => config(users).replace(`127.0.0.1:${port}`, `127.0.0.1:${wport}`);
+    writeFileSync(file, text(`  first: { password: "${fastHash}" }`));
+    const proc = spawn(process.execPath, [CLI, 'serve', '--config', file, '--watch-config'], { stdio: 'ignore' });
+    try {
+      const tokenW = (user: string, pw: string) => fetch(`http://127.0.0.1:${wport}/auth?service=registry&scope=repository:a/b:pull`, { headers: { authorization: basic(user, pw) } });
+      expect(await until(async () => (await tokenW('first', 'first-pw').catch(() => null))?.status === 200, 15_000)).toBe(true);
+      expect((await tokenW('third', 'third-pw')).status).toBe(401);
+      // Write a new file and move it over the old one.
+      writeFileSync(`${file}.tmp`, text(`  first: { password: "${fastHash}" }\n  third: { password: "${await hash('third-pw', 4)}" }`));
+      renameSync(`${file}.tmp`, file);
+      expect(await until(async () => (await tokenW('third', 'third-pw')).status === 200, 5000)).toBe(true);
+    } finally {
+      proc.kill('SIGKILL');
+      rmSync(wdir, { recursive: true, force: true });
+    }
   });
 });
