@@ -167,7 +167,6 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const reuse = new TokenReuse(raw.token.reuseWindow);
   for (const channel of [PAT_REVOKED_CHANNEL, ROBOT_REVOKED_CHANNEL, ACCOUNT_CHANGED_CHANNEL]) await store.subscribe(channel, () => reuse.clear());
 
-  const { app, router } = createApp({ log, trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader, onStoreError: () => metrics.storeErrors.inc() });
 
   const handle = tokenEndpoint({
     services: config.token.services,
@@ -186,10 +185,16 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     reuse,
     audit: createAuditLogger(log),
   });
-  // The token endpoint runs on every pull and push: its GETs are answered before the body parser
-  // and the router (which would test every page's route) get involved.
+  // The token endpoint runs on every pull and push: its GETs are answered first, before the error
+  // middleware, the body parser and the router (which would test every page's route).
   const tokenPaths = new Set([config.token.path, `${config.token.path}/token`]);
-  app.use((ctx, next) => (ctx.method === 'GET' && tokenPaths.has(ctx.path) ? handle(ctx) : next()));
+  const { app, router } = createApp({
+    log,
+    trustProxy: config.server.trustProxy,
+    realIPHeader: config.server.realIPHeader,
+    onStoreError: () => metrics.storeErrors.inc(),
+    front: (ctx, next) => (ctx.method === 'GET' && tokenPaths.has(ctx.path) ? handle(ctx) : next()),
+  });
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
   for (const p of tokenPaths) router.post(p, handle);
   const jwks = { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) };

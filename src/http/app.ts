@@ -11,6 +11,8 @@ export interface AppOptions {
   trustProxy: boolean;
   realIPHeader?: string | undefined;
   onStoreError?: () => void;
+  /** Runs before everything else (the token endpoint's GETs), handling its own errors. */
+  front?: Koa.Middleware;
 }
 
 /**
@@ -23,6 +25,7 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
   // per-address lockout.
   const app = new Koa({ proxy: opts.trustProxy, maxIpsCount: 1, ...(opts.realIPHeader ? { proxyIpHeader: opts.realIPHeader } : {}) });
   app.silent = true;
+  if (opts.front) app.use(opts.front);
   app.use(async (ctx, next) => {
     try {
       if (ctx.querystring.length > MAX_QUERY_LENGTH) throw new HttpError(414, 'INVALID_REQUEST', `query string longer than ${MAX_QUERY_LENGTH} bytes`);

@@ -45,6 +45,8 @@ export interface TokenOutcome {
   seconds: number;
 }
 
+const MAX_QUERY_LENGTH = 8192;
+
 function checkService(req: TokenRequest, services: ReadonlySet<string> | null): void {
   if (!req.service) throw badRequest('missing service parameter');
   if (services && !services.has(req.service)) throw badRequest(`unknown service ${JSON.stringify(req.service.slice(0, 100))}`);
@@ -82,6 +84,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       deps.onOutcome?.({ outcome, kind: principal?.kind ?? 'unknown', grant: req?.grantType ?? 'unknown', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     let reuseKey: string | null = null;
     try {
+      if (ctx.querystring.length > MAX_QUERY_LENGTH) throw badRequest(`query string longer than ${MAX_QUERY_LENGTH} bytes`);
       if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) {
         const now = Math.floor(Date.now() / 1000);
         reuseKey = deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ctx.ip);
@@ -152,7 +155,10 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
         deps.log.warn({ err: e.message }, 'store unavailable during token request');
         return sendError(ctx, unavailable());
       }
-      throw e;
+      // GETs run ahead of the app's error middleware (one layer less on every pull), so a bug
+      // still ends here as the registry's error shape, never a bare 500.
+      deps.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, 'token request failed');
+      return sendError(ctx, new HttpError(500, 'INTERNAL', 'internal error'));
     }
   };
 }
