@@ -3,6 +3,7 @@ import Router from '@koa/router';
 import type { Logger } from 'pino';
 import { HttpError, sendError, unavailable } from './errors.js';
 import { StoreUnavailableError } from '../store/store.js';
+import { AuthenticationError } from '../identity/principal.js';
 
 const MAX_QUERY_LENGTH = 8192;
 
@@ -33,6 +34,8 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
     } catch (e) {
       const err = e as { status?: number; expose?: boolean; message?: string };
       if (e instanceof HttpError) return sendError(ctx, e);
+      // Any route that checks credentials and lets the refusal through answers 401, not 500.
+      if (e instanceof AuthenticationError) return sendError(ctx, new HttpError(401, 'UNAUTHORIZED', e.message));
       if (e instanceof StoreUnavailableError) {
         opts.onStoreError?.();
         opts.log.warn({ path: ctx.path, err: e.message }, 'store unavailable');

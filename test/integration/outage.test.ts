@@ -53,11 +53,9 @@ async function stopRedis(): Promise<void> {
 let n = 0;
 const token = (user: string, pw: string) => fetch(`${berth.url}/auth?service=registry&scope=repository:team/app-${n++}:pull`, { headers: { authorization: basic(user, pw) } });
 
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'berth-outage-'));
-  port = await freePort();
-  await startRedis();
-  const config = await loadConfigText(
+/** Berth on the test's own Redis, with one static user `ops`. */
+async function outageConfig() {
+  return loadConfigText(
     `
 token: { issuer: outage, services: [registry], generatedKeyDir: keys }
 store: { type: redis, redis: { url: "redis://127.0.0.1:${port}", keyPrefix: "outage:" } }
@@ -68,7 +66,13 @@ acl:
 `,
     dir,
   );
-  berth = await startServer(config, { port: 0, host: '127.0.0.1', log: createLogger('silent') });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'berth-outage-'));
+  port = await freePort();
+  await startRedis();
+  berth = await startServer(await outageConfig(), { port: 0, host: '127.0.0.1', log: createLogger('silent') });
   const web = new WebClient(berth.url);
   expect((await web.signInLocal('ops', 'ops-pw')).status).toBe(200);
   pat = await web.createPat('outage');
@@ -107,17 +111,7 @@ describe('Redis outage', () => {
 
   it('starts while Redis is down, serves static users, and becomes ready when Redis comes up', async () => {
     await stopRedis();
-    const config = await loadConfigText(
-      `
-token: { issuer: outage, services: [registry], generatedKeyDir: keys }
-store: { type: redis, redis: { url: "redis://127.0.0.1:${port}", keyPrefix: "outage:" } }
-users:
-  ops: { password: "${await hash('ops-pw', 4)}" }
-acl:
-  - { match: { account: "/.+/" }, actions: [pull] }
-`,
-      dir,
-    );
+    const config = await outageConfig();
     const started = Date.now();
     const second = await startServer(config, { port: 0, host: '127.0.0.1', log: createLogger('silent') });
     try {

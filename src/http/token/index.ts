@@ -62,13 +62,14 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
     // Federated CI tokens share user names (`oidc`), so their failures count per address only:
     // ten forged tokens must not lock every pipeline out.
-    const who = req.grantType === 'password' && deps.credentials.kindOf(req.password) !== 'federated' ? req.username : '';
+    const kind = req.grantType === 'password' ? deps.credentials.kindOf(req.password) : 'refresh';
+    const who = req.grantType === 'password' && kind !== 'federated' ? req.username : '';
     const secret = req.grantType === 'password' ? req.password : req.refreshToken;
     try {
       // Passwords can be guessed, so a locked-out account or address is refused before bcrypt
       // runs. PATs, robot secrets, refresh and ID tokens cannot (160+ random bits, or a
       // signature): their failures are counted, but a success is not held up by a lockout read.
-      if (req.grantType === 'password' && deps.credentials.kindOf(req.password) === 'static') await deps.limiter.check(who, ip);
+      if (kind === 'static') await deps.limiter.check(who, ip);
       return await authenticate(req, deps.credentials, ip);
     } catch (e) {
       if (e instanceof AuthenticationError) await deps.limiter.failure(who, secret, ip);

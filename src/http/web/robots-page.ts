@@ -7,6 +7,7 @@ import { robotInput } from '../api/robots.js';
 import type { WebDeps } from './deps.js';
 import { html, layout, sendPage } from './html.js';
 import { Sessions } from './session.js';
+import { currentViewer } from './viewer.js';
 
 const date = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(0, 10) : 'never');
 
@@ -46,17 +47,16 @@ ${
 /** The admin page for robots; every action is a CSRF-checked form post. */
 export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAdmin: (a: AccountRecord) => boolean): void {
   const guard = async (ctx: Context, post: boolean) => {
-    const session = await d.sessions.get(ctx);
-    const stored = session ? await d.accounts.get(session.accountKey) : null;
-    if (!session || !stored) {
+    // A session whose account the provider no longer accepts ends here too, like on every page.
+    const viewer = await currentViewer(ctx, d);
+    if (!viewer) {
       ctx.redirect('/?returnTo=/robots');
       return null;
     }
-    const account = await d.access.current(stored);
-    if (!isAdmin(account)) throw new HttpError(403, 'DENIED', 'only administrators manage robot accounts');
+    if (!isAdmin(viewer.account)) throw new HttpError(403, 'DENIED', 'only administrators manage robot accounts');
     const body = ((ctx.request as { body?: unknown }).body ?? {}) as Record<string, unknown>;
-    if (post && !Sessions.csrfValid(session, body.csrf)) throw new HttpError(403, 'CSRF', 'the form was missing its security token; reload the page');
-    return { account, csrf: session.csrf, body };
+    if (post && !Sessions.csrfValid(viewer.session, body.csrf)) throw new HttpError(403, 'CSRF', 'the form was missing its security token; reload the page');
+    return { account: viewer.account, csrf: viewer.session.csrf, body };
   };
   const show = async (ctx: Context, g: { account: AccountRecord; csrf: string }, msg: Parameters<typeof render>[4] = {}, status = 200) => {
     sendPage(ctx, status, render(d, g.account, g.csrf, await robots.list(), msg));
