@@ -14,7 +14,9 @@ import { mountRobotApi } from './http/api/robots.js';
 import { mountTokenApi } from './http/api/tokens.js';
 import { createApp } from './http/app.js';
 import { mountDeviceRoutes } from './http/device/routes.js';
-import { tokenEndpoint } from './http/token/index.js';
+import { clientIpResolver } from './http/client-ip.js';
+import { repeatResponder } from './http/token/fast-path.js';
+import { tokenEndpoint, type TokenOutcome } from './http/token/index.js';
 import type { WebDeps } from './http/web/deps.js';
 import { mountRobotPages } from './http/web/robots-page.js';
 import { mountWebRoutes } from './http/web/routes.js';
@@ -151,7 +153,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     (name) => refreshTokens.revokeForCredential(name),
   );
   const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log });
-  const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens), new RobotVerifier(robots), federation]);
+  const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens), new RobotVerifier(robots), federation], raw.token.reuseWindow);
   const isAdmin = (a: AccountRecord) => raw.admin.accounts.includes(a.identity.username) || (labelsOf(a.identity).groups ?? []).some((g) => raw.admin.groups.includes(g));
 
   const limits = raw.limits;
@@ -165,7 +167,19 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   );
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
-  for (const channel of [PAT_REVOKED_CHANNEL, ROBOT_REVOKED_CHANNEL, ACCOUNT_CHANGED_CHANNEL]) await store.subscribe(channel, () => reuse.clear());
+  const clientIp = clientIpResolver({ trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
+  const audit = createAuditLogger(log);
+  const onOutcome = (o: TokenOutcome) => {
+    metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds);
+    if (o.outcome === 'unavailable') metrics.storeErrors.inc();
+    if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
+  };
+  for (const channel of [PAT_REVOKED_CHANNEL, ROBOT_REVOKED_CHANNEL, ACCOUNT_CHANGED_CHANNEL]) {
+    await store.subscribe(channel, () => {
+      reuse.clear();
+      credentials.forget();
+    });
+  }
 
 
   const handle = tokenEndpoint({
@@ -177,13 +191,10 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     realm: config.token.issuer,
     limiter,
     log,
-    onOutcome: (o) => {
-      metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds);
-      if (o.outcome === 'unavailable') metrics.storeErrors.inc();
-      if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
-    },
+    onOutcome,
     reuse,
-    audit: createAuditLogger(log),
+    clientIp,
+    audit,
   });
   // The token endpoint runs on every pull and push: its GETs are answered first, before the error
   // middleware, the body parser and the router (which would test every page's route).
@@ -244,7 +255,21 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   mountDeviceRoutes(router, { web: webDeps, store, sealer });
   app.use(router.routes()).use(router.allowedMethods());
 
-  return { config, handler: app.callback(), signingKey: key, certificatePath, pats, accounts, robots, connectors };
+  // Repeated token GETs are answered before Koa builds a context (fast-path.ts); the rest go to Koa.
+  const answerRepeat = repeatResponder({ paths: tokenPaths, reuse, clientIp, audit, onOutcome });
+  const koa = app.callback();
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    let answered = false;
+    try {
+      answered = answerRepeat(req, res);
+    } catch (e) {
+      // A bug here must cost a cache hit, never the process (this runs outside Koa's error handling).
+      log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, 'token fast path failed');
+      answered = res.headersSent;
+    }
+    if (!answered) void koa(req, res);
+  };
+  return { config, handler, signingKey: key, certificatePath, pats, accounts, robots, connectors };
 }
 
 function restartOnlyChanges(old: Config, next: Config): string[] {

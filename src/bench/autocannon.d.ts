@@ -7,6 +7,8 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     method?: string;
     timeout?: number;
+    /** Per-request hooks; setupRequest may return the request with another path. */
+    requests?: { setupRequest?: (req: { path?: string } & Record<string, unknown>) => { path?: string } & Record<string, unknown> }[];
   }
   export interface Histogram {
     average: number;

@@ -29,20 +29,23 @@ const STOP_TIMEOUT_MS = 10_000;
 const TOKEN_RESPONSE_BYTES = 2288;
 
 const USAGE = `usage: npm run bench -- [--rounds N] [--duration SECONDS] [--connections N] [--warmup SECONDS]
-                          [--only a,a2,b,c,d] [--log-level info|warn|silent] [--no-profile]
+                          [--only a,a2,b,b2,b3,c,c2,d] [--log-level info|warn|silent] [--no-profile] [--profile ID]
                           [--json FILE]
   --connections  fewer connections (1, 5) give latency below saturation; 50 saturates
   --only         run these targets only; the (b)/(a) ratio needs both
+  --profile      the target to CPU-profile after the rounds (default b2: the full pipeline)
   --rounds       repeat the targets interleaved (default 3) and report each one's median round`;
 
 class UsageError extends Error {}
+
+const TARGET_IDS = ['a', 'a2', 'b', 'b2', 'b3', 'c', 'c2', 'd'];
 
 interface Options {
   duration: number;
   connections: number;
   warmup: number;
   logLevel: string;
-  profile: boolean;
+  profile: string | null;
   json: string | undefined;
   only: Set<string>;
   rounds: number;
@@ -55,10 +58,16 @@ const OPTION_SPEC = {
   warmup: { type: 'string' },
   'log-level': { type: 'string' },
   'no-profile': { type: 'boolean' },
+  profile: { type: 'string' },
   json: { type: 'string' },
   only: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+function profileTarget(id: string): string {
+  if (!TARGET_IDS.includes(id) || id.startsWith('a')) throw new UsageError(`--profile: ${JSON.stringify(id)} is not a Berth target (${TARGET_IDS.filter((x) => !x.startsWith('a')).join(', ')})\n${USAGE}`);
+  return id;
+}
 
 function options(argv: string[]): Options {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTION_SPEC }>>;
@@ -78,8 +87,8 @@ function options(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}\n${USAGE}`);
     return n;
   };
-  const only = new Set((values.only ?? 'a,a2,b,c,d').split(',').map((x) => x.trim()));
-  for (const x of only) if (!['a', 'a2', 'b', 'c', 'd'].includes(x)) throw new UsageError(`--only: unknown target ${JSON.stringify(x)} (a, a2, b, c or d)\n${USAGE}`);
+  const only = new Set((values.only ?? TARGET_IDS.join(',')).split(',').map((x) => x.trim()));
+  for (const x of only) if (!TARGET_IDS.includes(x)) throw new UsageError(`--only: unknown target ${JSON.stringify(x)} (one of ${TARGET_IDS.join(', ')})\n${USAGE}`);
   const logLevel = values['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: unknown level ${logLevel}\n${USAGE}`);
   return {
@@ -87,7 +96,7 @@ function options(argv: string[]): Options {
     connections: int(values.connections, 50, 'connections', 1),
     warmup: int(values.warmup, 2, 'warmup', 0),
     logLevel,
-    profile: !values['no-profile'],
+    profile: values['no-profile'] ? null : profileTarget(values.profile ?? 'b2'),
     json: values.json,
     only,
     rounds: int(values.rounds, 3, 'rounds', 1),
@@ -209,11 +218,13 @@ function cpuSeconds(pid: number): number | null {
 // ---- scenarios -------------------------------------------------------------------------------
 
 interface Scenario {
-  id: 'a' | 'a2' | 'b' | 'c' | 'd';
+  id: 'a' | 'a2' | 'b' | 'b2' | 'b3' | 'c' | 'c2' | 'd';
   label: string;
   spec: TargetSpec;
   /** Scopes the response must grant pull+push on (Berth targets). */
   scopes: number;
+  /** Ask for another repository on every request (see load()). */
+  freshScopes?: boolean;
 }
 
 interface Measured {
@@ -249,8 +260,12 @@ async function checkResponse(s: Scenario, t: TargetReady): Promise<void> {
 
 // Closed loop on purpose: autocannon's rate limit lets each connection send its whole second's quota
 // at once, so its latencies under a "fixed rate" describe bursts, not a steady load.
-async function load(t: TargetReady, connections: number, duration: number): Promise<Result> {
-  return autocannon({ url: `${t.url}${t.path}`, headers: t.headers, connections, duration, timeout: 10 });
+// With freshScopes, every request names another repository (team-a/svc-N), so no answer repeats:
+// each one is authenticated, decided, signed and sent through Koa.
+async function load(t: TargetReady, connections: number, duration: number, freshScopes = false): Promise<Result> {
+  let n = 0;
+  const requests = freshScopes ? [{ setupRequest: (req: { path?: string } & Record<string, unknown>) => ({ ...req, path: t.path.replace('svc-0%3A', `svc-${n++}%3A`) }) }] : undefined;
+  return autocannon({ url: `${t.url}${t.path}`, headers: t.headers, connections, duration, timeout: 10, ...(requests ? { requests } : {}) });
 }
 
 async function measure(s: Scenario, o: Options): Promise<Measured> {
@@ -258,11 +273,11 @@ async function measure(s: Scenario, o: Options): Promise<Measured> {
   const startRssMB = memoryMB(t.child.pid!, 'VmRSS');
   try {
     await checkResponse(s, t.ready);
-    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup);
+    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup, s.freshScopes);
     const cpuBefore = cpuSeconds(t.child.pid!);
     const ownBefore = process.cpuUsage();
     const wallBefore = process.hrtime.bigint();
-    const r = await load(t.ready, o.connections, o.duration);
+    const r = await load(t.ready, o.connections, o.duration, s.freshScopes);
     const own = process.cpuUsage(ownBefore);
     const wallUs = Number(process.hrtime.bigint() - wallBefore) / 1000;
     const cpuAfter = cpuSeconds(t.child.pid!);
@@ -293,6 +308,7 @@ const inPackage = (...names: string[]) => (f: { url: string }) => names.some((n)
 /** What the token endpoint's CPU goes to; order matters only where stacks nest two of these. */
 const CATEGORIES: Category[] = [
   { name: 'GC', matches: (f) => f.functionName === '(garbage collector)' },
+  { name: 'reuse lookup (client address, key hash, cache)', matches: (f) => f.url.endsWith('/http/token/reuse.js') || f.url.endsWith('/http/client-ip.js') },
   { name: 'lockout check (auth-limiter, rate-limiter-flexible, its Redis calls)', matches: inFile('/security/auth-limiter.js') },
   { name: 'PAT + account lookup (incl. their Redis calls)', matches: (f) => ['/identity/pat-verifier.js', '/tokens/pats.js', '/identity/accounts.js', '/identity/continuous-access.js'].some((x) => f.url.endsWith(x)) },
   { name: 'token signing (ECDSA, jti, base64url)', matches: inFile('/tokens/registry-jwt.js') },
@@ -302,9 +318,9 @@ const CATEGORIES: Category[] = [
   { name: 'metrics (prom-client)', matches: inPackage('prom-client') },
   { name: 'other Redis client work (replies, timers)', matches: inPackage('ioredis', 'redis-parser', '@ioredis') },
 ];
-const REST = 'HTTP + Koa + router + rest of the handler';
+const REST = 'HTTP (node:http; Koa for requests that are not repeats) + rest';
 
-const PROFILED_NAMES = ['handleTokenRequest', 'parseTokenRequest', 'authenticate', 'authorize', 'decide', 'sign', 'lookup', 'principalFor', 'current', 'touch', 'LOG', 'respond'];
+const PROFILED_NAMES = ['answerRepeat', 'handleTokenRequest', 'parseTokenRequest', 'authenticate', 'authorize', 'decide', 'sign', 'lookup', 'principalFor', 'current', 'touch', 'LOG', 'respond'];
 
 async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSummary; file: string; requests: number; categories: Map<string, number> }> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-prof-'));
@@ -313,9 +329,9 @@ async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSumma
   let requests = 0;
   try {
     await checkResponse(s, t.ready);
-    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup);
+    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup, s.freshScopes);
     const from = Number(process.hrtime.bigint() / 1000n);
-    requests = (await load(t.ready, o.connections, o.duration)).requests.total;
+    requests = (await load(t.ready, o.connections, o.duration, s.freshScopes)).requests.total;
     windowUs = [from, Number(process.hrtime.bigint() / 1000n)];
   } finally {
     await stopTarget(t.child);
@@ -382,12 +398,15 @@ async function main(): Promise<void> {
     prefixes.push(keyPrefix);
     return { type: 'redis', url: REDIS_URL, keyPrefix };
   };
-  const berth = (credential: 'pat' | 'static', acl: 'small' | 'large', scopes: number, id: string): TargetSpec => ({ kind: 'berth', credential, acl, scopes, store: store(id), logLevel: o.logLevel });
+  const berth = (credential: 'pat' | 'static', acl: 'small' | 'large', scopes: number, id: string, reuse = true): TargetSpec => ({ kind: 'berth', credential, acl, scopes, store: store(id), logLevel: o.logLevel, reuse });
   const scenarios: Scenario[] = [
     { id: 'a', label: '(a) bare Koa JSON route', spec: { kind: 'koa' }, scopes: 0 },
     { id: 'a2', label: "(a') bare Koa, token-sized body", spec: { kind: 'koa', bodyBytes: TOKEN_RESPONSE_BYTES }, scopes: 0 },
     { id: 'b', label: '(b) /auth PAT, 1 scope, ES256', spec: berth('pat', 'small', 1, 'b'), scopes: 1 },
+    { id: 'b2', label: "(b') PAT, a new repository every request", spec: berth('pat', 'small', 1, 'b2'), scopes: 1, freshScopes: true },
+    { id: 'b3', label: "(b'') as (b'), token.reuseWindow 0", spec: berth('pat', 'small', 1, 'b3', false), scopes: 1, freshScopes: true },
     { id: 'c', label: '(c) /auth static bcrypt user, 1 scope', spec: berth('static', 'small', 1, 'c'), scopes: 1 },
+    { id: 'c2', label: "(c') static user, a new repository every request", spec: berth('static', 'small', 1, 'c2'), scopes: 1, freshScopes: true },
     { id: 'd', label: '(d) /auth PAT, 10 scopes, 1,000-rule ACL', spec: berth('pat', 'large', 10, 'd'), scopes: 10 },
   ];
 
@@ -401,7 +420,7 @@ async function main(): Promise<void> {
 
   const results: Measured[] = [];
   const perRound = new Map<string, number[]>();
-  let prof: Awaited<ReturnType<typeof profile>> | undefined;
+  let prof: (Awaited<ReturnType<typeof profile>> & { label: string }) | undefined;
   try {
     // Rounds interleave the targets, so that a burst of load from elsewhere on the machine does
     // not land on one target only; each target reports its median round.
@@ -418,9 +437,10 @@ async function main(): Promise<void> {
       results.push(sorted[Math.floor(sorted.length / 2)]!);
       if (id === 'a' || id === 'b') perRound.set(id, ms.map((m) => m.reqPerSec));
     }
-    if (o.profile && o.only.has('b')) {
-      process.stderr.write('profiling (b) with --cpu-prof ...\n');
-      prof = await profile({ ...scenarios.find((x) => x.id === 'b')!, spec: berth('pat', 'small', 1, 'b-profile') }, o);
+    const profiled = scenarios.find((x) => x.id === o.profile);
+    if (profiled && profiled.spec.kind === 'berth') {
+      process.stderr.write(`profiling ${profiled.label} with --cpu-prof ...\n`);
+      prof = { label: profiled.label, ...(await profile({ ...profiled, spec: { ...profiled.spec, store: store(`${profiled.id}-profile`) } }, o)) };
     }
   } finally {
     await cleanUp();
@@ -462,7 +482,7 @@ async function main(): Promise<void> {
     const busy = s.wallMs - s.idleMs;
     const pct = (ms: number) => ((ms / busy) * 100).toFixed(1);
     process.stdout.write(
-      `\nCPU profile of (b), ${s.windowed ? 'measured load window only' : 'whole process (load window not inside the profile)'} (${prof.file}):\n` +
+      `\nCPU profile of ${prof.label}, ${s.windowed ? 'measured load window only' : 'whole process (load window not inside the profile)'} (${prof.file}):\n` +
         `  ${fmt(s.wallMs)} ms sampled: idle ${fmt(s.idleMs)} ms (${((s.idleMs / s.wallMs) * 100).toFixed(1)} %), busy ${fmt(busy)} ms, of which GC ${fmt(s.gcMs)} ms (${pct(s.gcMs)} % of busy)\n` +
         'Top functions by self time:\n',
     );

@@ -18,7 +18,7 @@ export type StoreSpec = { type: 'redis'; url: string; keyPrefix: string } | { ty
 
 export type TargetSpec =
   | { kind: 'koa'; bodyBytes?: number }
-  | { kind: 'berth'; credential: 'pat' | 'static'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string };
+  | { kind: 'berth'; credential: 'pat' | 'static'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string; reuse: boolean };
 
 export interface TargetReady {
   type: 'ready';
@@ -64,7 +64,8 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
   const doc = {
     server: { addr: '127.0.0.1:0' },
-    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: 'keys', generatedKeyAlg: 'ES256' },
+    // reuseWindow 0: every request goes through the whole pipeline and signs a new token.
+    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: 'keys', generatedKeyAlg: 'ES256', ...(spec.reuse ? {} : { reuseWindow: 0 }) },
     store: spec.store.type === 'redis' ? { type: 'redis', redis: { url: spec.store.url, keyPrefix: spec.store.keyPrefix } } : { type: 'memory' },
     secrets: { encryptionKey: randomBytes(32).toString('hex') },
     log: { level: spec.logLevel },

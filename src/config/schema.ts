@@ -48,7 +48,10 @@ export const tokenSchema = z.strictObject({
   generatedKeyAlg: z.enum(['ES256', 'RS256', 'EdDSA']).default('ES256'),
   refreshTTL: durationSeconds.default('30d'),
   path: z.string().startsWith('/').default('/auth'),
-  /** Seconds an identical repeated GET gets the same signed token back (0 = never). */
+  /**
+   * Seconds an identical repeated GET gets the same signed token back, and a verified username +
+   * password is not verified again (0 = neither).
+   */
   reuseWindow: z.number().int().min(0).max(60).default(10),
 });
 

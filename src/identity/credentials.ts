@@ -1,3 +1,4 @@
+import { hash, randomBytes } from 'node:crypto';
 import type { StaticUsers } from './static-users.js';
 import { AuthenticationError, type Principal } from './principal.js';
 import type { RefreshTokens } from '../tokens/refresh-tokens.js';
@@ -17,12 +18,35 @@ export interface CredentialVerifier {
   recheck?(principal: Principal): Promise<Principal>;
 }
 
+const MAX_REMEMBERED = 10_000;
+
+/**
+ * Resolves what a caller presents to a principal. A username + password that was verified moments
+ * ago is not verified again for `rememberSeconds`: a pull of several images, or a CI job, presents
+ * one PAT or password with a new scope each time, and each verification costs Redis round trips
+ * (PATs, robots) or a bcrypt hash (static users). Entries are keyed by a salted hash (no secret in
+ * memory in clear), never outlive the principal's reusableUntil (credential expiry, next re-check),
+ * skip CI ID tokens, and are dropped by forget(), which the server calls on every revocation,
+ * rotation or account change any replica publishes.
+ */
 export class Credentials {
+  private readonly salt = randomBytes(32).toString('latin1');
+  private readonly remembered = new Map<string, { principal: Principal; until: number }>();
+
   constructor(
     readonly staticUsers: StaticUsers,
     readonly refreshTokens: RefreshTokens,
     private readonly verifiers: readonly CredentialVerifier[] = [],
+    private readonly rememberSeconds = 0,
   ) {}
+
+  /** Bumped by forget(), so that a verification in flight across a revocation is not remembered. */
+  private generation = 0;
+
+  forget(): void {
+    this.generation++;
+    this.remembered.clear();
+  }
 
   /** Which kind of credential a password is, by its shape; `static` means a bcrypt user's password. */
   kindOf(password: string): Principal['kind'] {
@@ -31,6 +55,23 @@ export class Credentials {
 
   /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */
   async password(username: string, password: string, clientIp: string): Promise<Principal> {
+    if (this.rememberSeconds <= 0) return this.verify(username, password, clientIp);
+    const now = Date.now();
+    const key = hash('sha256', `${this.salt}${username}\n${password}`, 'base64');
+    const known = this.remembered.get(key);
+    if (known && known.until > now) return known.principal;
+    // Cleared before the await: a forget() that lands meanwhile must not be undone by this result.
+    const generation = this.generation;
+    const principal = await this.verify(username, password, clientIp);
+    const until = Math.min(now + this.rememberSeconds * 1000, principal.reusableUntil ?? Infinity);
+    if (until > now && principal.kind !== 'federated' && generation === this.generation) {
+      if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
+      this.remembered.set(key, { principal: Object.freeze(principal), until });
+    }
+    return principal;
+  }
+
+  private verify(username: string, password: string, clientIp: string): Promise<Principal> {
     for (const v of this.verifiers) if (v.accepts(password)) return v.verify(username, password, clientIp);
     return this.staticUsers.authenticate(username, password);
   }

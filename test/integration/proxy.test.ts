@@ -46,4 +46,12 @@ describe('trustProxy', () => {
   it('ignores addresses the client wrote itself', async () => {
     expect(await granted('10.1.2.3, 192.0.2.5')).toEqual([]);
   });
+
+  it('keys repeated answers by that address too', async () => {
+    // The second and third requests repeat the first byte for byte except for the header: the
+    // answer decided for the office address must not be handed to another one, and back.
+    expect(await granted('198.51.100.7, 10.9.9.9')).toEqual(['pull']);
+    expect(await granted('10.9.9.9, 198.51.100.7')).toEqual([]);
+    expect(await granted('198.51.100.8, 10.9.9.9')).toEqual(['pull']);
+  });
 });

@@ -60,16 +60,56 @@ describe('reusing answers to identical requests', () => {
     expect((await tokenOf(b, 'ops-pw')).token).not.toBe(first.token);
   });
 
+  it('answers a repeat with the headers and fields of a fresh answer, and counts it', async () => {
+    const granted = async () => {
+      const text = await (await fetch(`${a.url}/metrics`)).text();
+      return Number(/^berth_token_requests_total\{outcome="granted",kind="pat"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await granted();
+    const ask = () => fetch(`${a.url}/auth?service=registry&scope=repository:shape/check:pull`, { headers: { authorization: basic('ops', pat) } });
+    const fresh = await ask();
+    const repeat = await ask();
+    for (const h of ['content-type', 'cache-control']) expect(repeat.headers.get(h)).toBe(fresh.headers.get(h));
+    expect(repeat.headers.get('cache-control')).toBe('no-store');
+    const f = (await fresh.json()) as Record<string, unknown>;
+    const r = (await repeat.json()) as Record<string, unknown>;
+    expect(Object.keys(r)).toEqual(Object.keys(f));
+    expect(r.token).toBe(f.token);
+    expect(r.access_token).toBe(r.token);
+    expect(r.issued_at).toBe(f.issued_at);
+    expect(r.expires_in as number).toBeLessThanOrEqual(f.expires_in as number);
+    expect(r.expires_in as number).toBeGreaterThan((f.expires_in as number) - 5);
+    expect(await granted()).toBe(before + 2);
+  });
+
+  it('never answers a POST or an offline request from the cache', async () => {
+    const form = () => new URLSearchParams({ grant_type: 'password', service: 'registry', scope: 'repository:x/y:pull', client_id: 'test', username: 'ops', password: pat });
+    const one = (await (await fetch(`${a.url}/auth`, { method: 'POST', body: form() })).json()) as { access_token: string };
+    const two = (await (await fetch(`${a.url}/auth`, { method: 'POST', body: form() })).json()) as { access_token: string };
+    expect(two.access_token).not.toBe(one.access_token);
+    const offline = () => fetch(`${a.url}/auth?service=registry&scope=repository:x/y:pull&offline_token=true&client_id=test`, { headers: { authorization: basic('ops', pat) } }).then((r) => r.json() as Promise<{ token: string; refresh_token: string }>);
+    const o1 = await offline();
+    const o2 = await offline();
+    expect(o1.refresh_token).toBeTruthy();
+    expect(o2.refresh_token).not.toBe(o1.refresh_token);
+    expect(o2.token).not.toBe(o1.token);
+  });
+
   it('stops at once when the PAT is revoked, also on the other replica', async () => {
     expect((await tokenOf(b, pat)).status).toBe(200);
     const list = (await (await fetch(`${a.url}/api/v1/tokens`, { headers: { authorization: `Bearer ${pat}` } })).json()) as { tokens: { id: string }[] };
     expect((await fetch(`${a.url}/api/v1/tokens/${list.tokens[0]!.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${pat}` } })).status).toBe(204);
+    // Both what b answers from its reuse cache (the same request again) and what it verified
+    // moments ago (the same PAT with a new scope) must stop within a second.
     const started = Date.now();
-    let status = 200;
-    while (status === 200 && Date.now() - started < 1000) {
-      status = (await tokenOf(b, pat)).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 20));
+    let repeat = 200;
+    let fresh = 200;
+    for (let i = 0; (repeat === 200 || fresh === 200) && Date.now() - started < 1000; i++) {
+      repeat = (await tokenOf(b, pat)).status;
+      fresh = (await tokenOf(b, pat, `repository:x/new-${i}:pull`)).status;
+      if (repeat === 200 || fresh === 200) await new Promise((r) => setTimeout(r, 20));
     }
-    expect(status).toBe(401);
+    expect(repeat).toBe(401);
+    expect(fresh).toBe(401);
   });
 });

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Acl } from '../../policy/acl.js';
@@ -8,11 +9,11 @@ import type { RegistryTokenSigner } from '../../tokens/registry-jwt.js';
 import { StoreUnavailableError } from '../../store/store.js';
 import { formatScope } from '../../policy/scope.js';
 import { badRequest, HttpError, sendError, unavailable } from '../errors.js';
-import { parseTokenRequest, type TokenRequest } from './request.js';
+import { MAX_QUERY_LENGTH, parseTokenRequest, type TokenRequest } from './request.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.js';
-import { TokenReuse } from './reuse.js';
+import type { TokenReuse } from './reuse.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
@@ -20,8 +21,8 @@ import { TokenReuse } from './reuse.js';
  *   2. authn      authenticate.ts  credential → Principal (401 / 503)
  *   3. authz      authorize.ts     ACL per scope, narrowed by the credential's restriction
  *   4. issue      here             sign the registry JWT, maybe a refresh token, answer
- * An identical GET repeated within seconds (one docker push asks several times) is answered from
- * reuse.ts after step 1's cheapest part.
+ * An identical GET repeated within seconds (one docker push asks several times) never gets here:
+ * fast-path.ts answers it from reuse.ts ahead of Koa; this pipeline stores the answers it reuses.
  */
 export interface TokenEndpointDeps {
   services: ReadonlySet<string> | null;
@@ -32,6 +33,8 @@ export interface TokenEndpointDeps {
   realm: string;
   limiter: AuthLimiter;
   reuse: TokenReuse;
+  /** The client address, computed as fast-path.ts computes it (reuse keys must agree). */
+  clientIp: (req: IncomingMessage) => string;
   log: Logger;
   /** Audit lines: fixed fields, no secrets by construction, so no redaction pass on the hot path. */
   audit: Logger;
@@ -45,7 +48,6 @@ export interface TokenOutcome {
   seconds: number;
 }
 
-const MAX_QUERY_LENGTH = 8192;
 
 function checkService(req: TokenRequest, services: ReadonlySet<string> | null): void {
   if (!req.service) throw badRequest('missing service parameter');
@@ -84,27 +86,15 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     const report = (outcome: TokenOutcome['outcome']) =>
       deps.onOutcome?.({ outcome, kind: principal?.kind ?? 'unknown', grant: req?.grantType ?? 'unknown', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     let reuseKey: string | null = null;
+    const ip = deps.clientIp(ctx.req);
     try {
       if (ctx.querystring.length > MAX_QUERY_LENGTH) throw badRequest(`query string longer than ${MAX_QUERY_LENGTH} bytes`);
-      if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) {
-        const now = Math.floor(Date.now() / 1000);
-        reuseKey = deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ctx.ip);
-        const hit = deps.reuse.get(reuseKey, now);
-        if (hit) {
-          ctx.set('Cache-Control', 'no-store');
-          ctx.set('Content-Type', 'application/json; charset=utf-8');
-          ctx.body = TokenReuse.body(hit, now);
-          deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as Principal['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
-          // The grant behind this token was audited when it was issued; a repeat is not a new
-          // decision, so it is logged only at debug (the metrics still count it).
-          if (deps.audit.isLevelEnabled('debug')) deps.audit.debug({ audit: 'token', account: hit.account, kind: hit.kind, ip: ctx.ip, reused: true, decisions: hit.decisions }, 'token reused');
-          return;
-        }
-      }
+      // Repeats are answered by fast-path.ts before Koa; this one missed, so remember its answer.
+      if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) reuseKey = deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ip);
       req = parseTokenRequest(ctx);
       checkService(req, deps.services);
-      principal = await authenticateWithLimits(req, ctx.ip);
-      const { decisions, access } = authorize(req, principal, deps.acl, ctx.ip);
+      principal = await authenticateWithLimits(req, ip);
+      const { decisions, access } = authorize(req, principal, deps.acl, ip);
       const signed = deps.signer.sign({ sub: principal.account, aud: req.service, access }, undefined, principal.tokenTTLSeconds);
       const issuedAt = new Date(signed.issuedAt * 1000).toISOString();
       let refreshToken: string | undefined;
@@ -133,22 +123,22 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
         deps.reuse.set(reuseKey, { token: signed.token, issuedAt: signed.issuedAt, expiresAt: signed.issuedAt + signed.expiresIn, reusableUntil, account: principal.account, kind: principal.kind, decisions: summary, outcome });
       }
       if (deps.audit.isLevelEnabled('info')) {
-        deps.audit.info({ audit: 'token', account: principal.account, kind: principal.kind, grant: req.grantType, ip: ctx.ip, service: req.service, decisions: summary }, 'token issued');
+        deps.audit.info({ audit: 'token', account: principal.account, kind: principal.kind, grant: req.grantType, ip, service: req.service, decisions: summary }, 'token issued');
       }
     } catch (e) {
       if (e instanceof HttpError) {
         report(e.status === 503 ? 'unavailable' : 'bad_request');
-        deps.log.info({ audit: 'token', outcome: 'bad_request', ip: ctx.ip, reason: e.message }, 'token request refused');
+        deps.log.info({ audit: 'token', outcome: 'bad_request', ip, reason: e.message }, 'token request refused');
         return sendError(ctx, e);
       }
       if (e instanceof AuthenticationError) {
         report('unauthorized');
-        deps.log.info({ audit: 'token', outcome: 'unauthorized', user: req?.username, grant: req?.grantType, ip: ctx.ip, reason: e.message }, 'authentication failed');
+        deps.log.info({ audit: 'token', outcome: 'unauthorized', user: req?.username, grant: req?.grantType, ip, reason: e.message }, 'authentication failed');
         return sendError(ctx, new HttpError(401, 'UNAUTHORIZED', e.message, { 'WWW-Authenticate': challenge }));
       }
       if (e instanceof RateLimitedError) {
         report('rate_limited');
-        deps.log.warn({ audit: 'token', outcome: 'rate_limited', user: req?.username, ip: ctx.ip }, 'locked out after repeated failures');
+        deps.log.warn({ audit: 'token', outcome: 'rate_limited', user: req?.username, ip }, 'locked out after repeated failures');
         return sendError(ctx, new HttpError(429, 'TOOMANYREQUESTS', e.message, { 'Retry-After': String(e.retryAfterSeconds) }));
       }
       if (e instanceof StoreUnavailableError) {

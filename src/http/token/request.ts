@@ -16,6 +16,7 @@ export interface TokenRequest {
 }
 
 export const MAX_SCOPES = 64;
+export const MAX_QUERY_LENGTH = 8192;
 const MAX_CREDENTIAL_LENGTH = 8192;
 
 function one(value: unknown, name: string): string | undefined {
