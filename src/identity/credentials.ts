@@ -54,10 +54,21 @@ export class Credentials {
   }
 
   /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */
+  /** The principal for a username + password verified within the last `rememberSeconds`, if any. */
+  recall(username: string, password: string, now = Date.now()): Principal | undefined {
+    if (this.rememberSeconds <= 0) return undefined;
+    const known = this.remembered.get(this.keyOf(username, password));
+    return known && known.until > now ? known.principal : undefined;
+  }
+
+  private keyOf(username: string, password: string): string {
+    return hash('sha256', `${this.salt}${username}\n${password}`, 'base64');
+  }
+
   async password(username: string, password: string, clientIp: string): Promise<Principal> {
     if (this.rememberSeconds <= 0) return this.verify(username, password, clientIp);
     const now = Date.now();
-    const key = hash('sha256', `${this.salt}${username}\n${password}`, 'base64');
+    const key = this.keyOf(username, password);
     const known = this.remembered.get(key);
     if (known && known.until > now) return known.principal;
     // Cleared before the await: a forget() that lands meanwhile must not be undone by this result.

@@ -56,6 +56,7 @@ connectors:
 users:
   ops: { password: "${await hash(STATIC_PASSWORD, 4)}", labels: { groups: [ops] } }
   victim: { password: "${await hash(STATIC_PASSWORD, 4)}" }
+  steady: { password: "${await hash(STATIC_PASSWORD, 4)}" }
 acl:
   - { match: { labels: { groups: ops } }, actions: ["*"], comment: ops does everything }
   - { match: { name: "\${labels:groups}/**" }, actions: [push, pull], comment: team namespaces }
@@ -169,6 +170,15 @@ describe('failed-authentication limits', () => {
     expect(((await locked.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('TOOMANYREQUESTS');
     // Others are not affected, and successful requests are never slowed or counted.
     for (let i = 0; i < 10; i++) expect((await token('', basic('ops', STATIC_PASSWORD))).status).toBe(200);
+  });
+
+  it('does not hold up a password verified moments ago: guesses by others cannot lock its owner out mid-push', async () => {
+    const scoped = (n: number) => fetch(`${berth.url}/auth?service=registry&scope=repository:steady/app-${n}:pull`, { headers: { authorization: basic('steady', STATIC_PASSWORD) } });
+    expect((await scoped(1)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await token('', basic('steady', `guess-${i}`))).status).toBe(401);
+    expect((await token('', basic('steady', 'guess-4'))).status).toBe(429);
+    // A new scope, so not a repeat: the password is recalled (token.reuseWindow), not verified again.
+    expect((await scoped(2)).status).toBe(200);
   });
 
   it('counts a containerd POST-then-GET retry of the same wrong secret once', async () => {

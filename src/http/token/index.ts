@@ -64,6 +64,9 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
     // Federated CI tokens share user names (`oidc`), so their failures count per address only:
     // ten forged tokens must not lock every pipeline out.
+    // Verified moments ago: not a guess, so neither bcrypt nor the lockout read runs again.
+    const known = req.grantType === 'password' ? deps.credentials.recall(req.username, req.password) : undefined;
+    if (known) return known;
     const kind = req.grantType === 'password' ? deps.credentials.kindOf(req.password) : 'refresh';
     const who = req.grantType === 'password' && kind !== 'federated' ? req.username : '';
     const secret = req.grantType === 'password' ? req.password : req.refreshToken;
