@@ -110,6 +110,9 @@ export class RedisStore implements Store {
     return this.run((c) => c.smembers(key));
   }
   async publish(channel: string, message: string) {
+    // This process's own subscribers first: a revocation made here is in force here at once, not
+    // when Redis echoes it (they hear the echo too; every handler is an idempotent cache clear).
+    for (const h of this.handlers.get(this.prefix + channel) ?? []) h(message);
     await this.run((c) => c.publish(this.prefix + channel, message));
   }
   async subscribe(channel: string, onMessage: (message: string) => void) {

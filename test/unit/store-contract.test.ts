@@ -198,6 +198,22 @@ function storeContract(name: string, open: () => Promise<Pair>) {
       expect(got.filter((m) => m !== 'probe')).toEqual(messages);
     });
 
+    it("a handle's own subscribers have its message before publish resolves", async () => {
+      // The replica that revokes a PAT must refuse it at once, not when Redis echoes the message.
+      // A fresh handle: its subscription connection is not even open when the publish goes out.
+      const fresh = await open();
+      try {
+        const channel = k('chan');
+        const got: string[] = [];
+        await fresh.a.subscribe(channel, (m) => got.push(m));
+        await fresh.a.publish(channel, 'revoked-here');
+        expect(got).toContain('revoked-here');
+      } finally {
+        await fresh.a.close();
+        await fresh.b.close();
+      }
+    });
+
     it('a publish on one channel does not reach another', async () => {
       const c1 = k('chan');
       const c2 = k('chan');
