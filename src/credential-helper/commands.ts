@@ -14,7 +14,7 @@ export class Commands {
     private readonly settings: HelperSettings,
     private readonly io: LoginIO,
   ) {
-    this.file = new CredentialFile(settings.dir, (m) => io.tell(`${m}\n`));
+    this.file = new CredentialFile(settings.dir, (m) => io.tell(`${m}\n`), settings);
   }
 
   async get(serverURL: string): Promise<{ username: string; secret: string }> {
@@ -98,8 +98,7 @@ export class Commands {
     }
   }
 
-  async list(): Promise<Record<string, string>> {
-    const creds = await this.file.read();
-    return Object.fromEntries(Object.entries(creds).map(([k, c]) => [k, c.username]));
+  list(): Promise<Record<string, string>> {
+    return this.file.usernames();
   }
 }

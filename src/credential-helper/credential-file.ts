@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HelperError } from './errors.js';
+import { secretLabel, type SecretStore } from './secret-store.js';
 
 export interface StoredCredential {
   username: string;
@@ -16,9 +17,18 @@ export interface StoredCredential {
   expiresAt?: number;
 }
 
+/** An entry as written: the secret inline, or only the name of the store that holds it. */
+type FileEntry = Omit<StoredCredential, 'secret'> & { secret?: string; secretStore?: string };
+
 interface FileShape {
   version: 1;
-  credentials: Record<string, StoredCredential>;
+  credentials: Record<string, FileEntry>;
+}
+
+export interface SecretStores {
+  /** Where new and changed secrets go; null keeps them in the file. */
+  secretStore: SecretStore | null;
+  storeNamed: (name: string) => SecretStore;
 }
 
 const LOCK_STALE_MS = 15 * 60_000;
@@ -36,15 +46,19 @@ function isAlive(pid: number): boolean {
 /**
  * credentials.json: readable by the user only (0600 in a 0700 directory), replaced atomically by
  * rename so a reader never sees half a file. Changes happen under a lock file, so that two helpers
- * started at once (a client asking for two images) run one sign-in, not two.
+ * started at once (a client asking for two images) run one sign-in, not two. With a secret store
+ * (secret-store.ts) the file names the store instead of holding the secret.
  */
 export class CredentialFile {
   readonly path: string;
   private readonly lockPath: string;
+  /** Where each entry's secret was when last read or written: what write() must move or erase. */
+  private readonly known = new Map<string, { secret: string; store: string | null }>();
 
   constructor(
     readonly dir: string,
     private readonly warn: (message: string) => void,
+    private readonly stores: SecretStores = { secretStore: null, storeNamed: () => { throw new HelperError('no secret store configured'); } },
   ) {
     this.path = join(dir, 'credentials.json');
     this.lockPath = join(dir, 'credentials.lock');
@@ -56,7 +70,7 @@ export class CredentialFile {
     if ((st.mode & 0o077) !== 0) await chmod(this.dir, 0o700);
   }
 
-  async read(): Promise<Record<string, StoredCredential>> {
+  private async readFile(): Promise<Record<string, FileEntry>> {
     let raw: string;
     try {
       const st = await stat(this.path);
@@ -72,13 +86,69 @@ export class CredentialFile {
     try {
       const doc = JSON.parse(raw) as FileShape;
       if (doc.version !== 1 || !doc.credentials || typeof doc.credentials !== 'object') throw new Error('unexpected layout');
+      for (const e of Object.values(doc.credentials)) if (typeof e.secret !== 'string' && typeof e.secretStore !== 'string') throw new Error('an entry has neither a secret nor a secretStore');
       return doc.credentials;
     } catch (e) {
       throw new HelperError(`${this.path} is damaged (${(e as Error).message}); delete it and sign in again`);
     }
   }
 
+  /** Entries without their secrets (for `list`, which must not unlock a keychain). */
+  async usernames(): Promise<Record<string, string>> {
+    return Object.fromEntries(Object.entries(await this.readFile()).map(([k, e]) => [k, e.username]));
+  }
+
+  /**
+   * Every entry with its secret. A secret missing from its store (deleted in the keychain app, say)
+   * drops the entry, with a note: the next `get` signs in again.
+   */
+  async read(): Promise<Record<string, StoredCredential>> {
+    const out: Record<string, StoredCredential> = {};
+    this.known.clear();
+    for (const [key, e] of Object.entries(await this.readFile())) {
+      const { secretStore, secret: inline, ...rest } = e;
+      const secret = secretStore ? await this.stores.storeNamed(secretStore).get(secretLabel(key)) : (inline ?? null);
+      if (secret === null) {
+        this.warn(`The secret for ${key} is no longer in ${secretStore}; forgetting the entry.`);
+        continue;
+      }
+      out[key] = { ...rest, secret };
+      this.known.set(key, { secret, store: secretStore ?? null });
+    }
+    return out;
+  }
+
+  /**
+   * Saves `credentials` (as read, changed). Secrets reach their store before the file names it, and
+   * leave a store only after the file no longer does.
+   */
   async write(credentials: Record<string, StoredCredential>): Promise<void> {
+    const store = this.stores.secretStore;
+    const entries: Record<string, FileEntry> = {};
+    for (const [key, c] of Object.entries(credentials)) {
+      const { secret, ...rest } = c;
+      if (!store) {
+        entries[key] = { ...rest, secret };
+        continue;
+      }
+      const before = this.known.get(key);
+      if (!before || before.store !== store.name || before.secret !== secret) await store.put(secretLabel(key), c.username, secret);
+      entries[key] = { ...rest, secretStore: store.name };
+    }
+    await this.writeFile(entries);
+    for (const [key, before] of this.known) {
+      if (before.store === null || (credentials[key] && before.store === store?.name)) continue;
+      try {
+        await this.stores.storeNamed(before.store).erase(secretLabel(key));
+      } catch (e) {
+        this.warn(`Could not remove the old secret for ${key} from ${before.store}: ${(e as Error).message}`);
+      }
+    }
+    this.known.clear();
+    for (const [key, c] of Object.entries(credentials)) this.known.set(key, { secret: c.secret, store: store?.name ?? null });
+  }
+
+  private async writeFile(credentials: Record<string, FileEntry>): Promise<void> {
     await this.ensureDir();
     const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const doc: FileShape = { version: 1, credentials };

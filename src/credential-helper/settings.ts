@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { HelperError } from './errors.js';
 import { parseBerthURL, registryKey } from './server-url.js';
+import { NativeSecretStore, STORE_NAME, type SecretStore } from './secret-store.js';
 
 export interface RenewPolicy {
   /** Renew when less than this share of the token's lifetime is left. */
@@ -20,6 +21,10 @@ export interface HelperSettings {
   renew: RenewPolicy;
   /** False with BERTH_NO_LOGIN=1 (CI): a missing token is "not found" instead of a browser sign-in. */
   interactiveLogin: boolean;
+  /** helper.json `secretStore`: keep secrets in that credential helper instead of credentials.json. */
+  secretStore: SecretStore | null;
+  /** Any store by name: an entry written under an earlier `secretStore` is still read from there. */
+  storeNamed: (name: string) => SecretStore;
 }
 
 export const DEFAULT_RENEW: RenewPolicy = { remainingFraction: 0.25, remainingDays: null };
@@ -59,6 +64,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): HelperSettings {
   }
   const registries = new Map<string, string>();
   let renew = DEFAULT_RENEW;
+  let secretStoreName: string | null = null;
   if (raw !== null) {
     let doc: unknown;
     try {
@@ -68,7 +74,11 @@ export function loadSettings(env: NodeJS.ProcessEnv): HelperSettings {
     }
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) fail(file, 'must hold a JSON object');
     const o = doc as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (k !== 'registries' && k !== 'renew') fail(file, `unknown key "${k}" (expected "registries", "renew")`);
+    for (const k of Object.keys(o)) if (!['registries', 'renew', 'secretStore'].includes(k)) fail(file, `unknown key "${k}" (expected "registries", "renew", "secretStore")`);
+    if (o.secretStore !== undefined && o.secretStore !== null) {
+      if (typeof o.secretStore !== 'string' || !STORE_NAME.test(o.secretStore) || o.secretStore === 'berth') fail(file, '"secretStore" must name another docker credential helper, such as "osxkeychain", "wincred", "secretservice" or "pass"');
+      secretStoreName = o.secretStore;
+    }
     const regs = o.registries ?? {};
     if (!regs || typeof regs !== 'object' || Array.isArray(regs)) fail(file, '"registries" must map registry hosts to Berth URLs');
     for (const [host, url] of Object.entries(regs as Record<string, unknown>)) {
@@ -89,7 +99,8 @@ export function loadSettings(env: NodeJS.ProcessEnv): HelperSettings {
       throw new HelperError((e as Error).message);
     }
   }
-  return { dir, registries, defaultBerth, renew, interactiveLogin: env.BERTH_NO_LOGIN !== '1' };
+  const storeNamed = (name: string) => new NativeSecretStore(name, env);
+  return { dir, registries, defaultBerth, renew, interactiveLogin: env.BERTH_NO_LOGIN !== '1', secretStore: secretStoreName ? storeNamed(secretStoreName) : null, storeNamed };
 }
 
 export function berthFor(settings: HelperSettings, key: string): string | null {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -284,6 +284,92 @@ async function poll(replica: { url: string }, code: string, extra: Record<string
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A real keychain for the helper to delegate to: docker-credential-pass (Debian's
+ * golang-docker-credential-helpers) over pass and gpg, in a GnuPG home and password store of the
+ * test's own, with a key that has no passphrase.
+ */
+let keychain: { GNUPGHOME: string; PASSWORD_STORE_DIR: string } | null = null;
+function passKeychain(): { GNUPGHOME: string; PASSWORD_STORE_DIR: string } {
+  if (keychain) return keychain;
+  const env = { GNUPGHOME: mkdtempSync(join(work, 'gnupg-')), PASSWORD_STORE_DIR: join(work, 'password-store') };
+  chmodSync(env.GNUPGHOME, 0o700);
+  const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  run('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'Berth Test <berth-test@example.test>', 'default', 'default', 'never']);
+  const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(run('gpg', ['--batch', '--with-colons', '--list-secret-keys']))?.[1];
+  if (!fpr) throw new Error('gpg made no key');
+  run('pass', ['init', fpr]);
+  keychain = env;
+  return env;
+}
+
+/** docker-credential-pass itself, as docker would run it. */
+function passHelper(action: string, input: string): { code: number; stdout: string } {
+  const r = spawnSync('docker-credential-pass', [action], { input, env: { ...process.env, ...passKeychain() } });
+  return { code: r.status ?? 1, stdout: r.stdout.toString() };
+}
+
+/** The entry pass holds under `label`, or null (0.6 answers a missing entry with empty fields). */
+function inPass(label: string): { Username: string; Secret: string } | null {
+  const r = passHelper('get', label);
+  if (r.code !== 0) return null;
+  const doc = JSON.parse(r.stdout) as { Username: string; Secret: string };
+  return doc.Secret ? doc : null;
+}
+
+afterAll(() => {
+  if (keychain) spawnSync('gpgconf', ['--kill', 'gpg-agent'], { env: { ...process.env, ...keychain } });
+});
+
+describe('secrets in another credential helper (helper.json secretStore)', () => {
+  function homeWithStore(secretStore: unknown) {
+    const h = freshHome();
+    mkdirSync(h.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(h.dir, 'helper.json'), JSON.stringify({ secretStore }));
+    return { h, env: { HOME: h.HOME, XDG_CONFIG_HOME: h.XDG_CONFIG_HOME, BERTH_NO_LOGIN: '1', ...passKeychain() } };
+  }
+
+  it('keeps the PAT in docker-credential-pass and none in credentials.json; erase removes it there too', async () => {
+    const { h, env } = homeWithStore('pass');
+    const secret = 'berth_pat_kept_in_the_keychain_0123456789';
+    expect(await runHelper(['store'], JSON.stringify({ ServerURL: 'registry.example.com', Username: 'alice', Secret: secret }), env)).toMatchObject({ code: 0, stdout: '' });
+    const file = readFileSync(join(h.dir, 'credentials.json'), 'utf8');
+    expect(file).not.toContain(secret);
+    expect(readCreds(h.dir).credentials['registry.example.com']).toMatchObject({ username: 'alice', source: 'docker', secretStore: 'pass' });
+    // What pass holds, asked without Berth in between:
+    expect(inPass('https://registry.example.com/berth-pat')).toMatchObject({ Username: 'alice', Secret: secret });
+
+    expect(JSON.parse((await runHelper(['get'], 'registry.example.com', env)).stdout)).toEqual({ ServerURL: 'registry.example.com', Username: 'alice', Secret: secret });
+    expect(await runHelper(['list'], null, env)).toMatchObject({ code: 0, stdout: '{"registry.example.com":"alice"}\n' });
+
+    expect(await runHelper(['erase'], 'registry.example.com', env)).toMatchObject({ code: 0, stdout: '' });
+    expect(inPass('https://registry.example.com/berth-pat')).toBeNull();
+    expect(await runHelper(['get'], 'registry.example.com', env)).toMatchObject({ code: 1, stdout: NOT_FOUND });
+  });
+
+  it('forgets an entry whose secret was deleted from the keychain', async () => {
+    const { h, env } = homeWithStore('pass');
+    await runHelper(['store'], JSON.stringify({ ServerURL: 'gone.example.com', Username: 'bob', Secret: 'berth_pat_deleted_elsewhere' }), env);
+    expect(passHelper('erase', 'https://gone.example.com/berth-pat').code).toBe(0);
+    const got = await runHelper(['get'], 'gone.example.com', env);
+    expect(got).toMatchObject({ code: 1, stdout: NOT_FOUND });
+    expect(got.stderr).toContain('no longer in pass');
+    expect(readCreds(h.dir).credentials['gone.example.com']).toMatchObject({ secretStore: 'pass' });
+  });
+
+  it('refuses a store name that is not another helper, and says when the program is missing', async () => {
+    const self = homeWithStore('berth');
+    const refused = await runHelper(['list'], null, self.env);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('"secretStore" must name another docker credential helper');
+    expect((await runHelper(['list'], null, homeWithStore('../../bin/sh').env)).code).toBe(1);
+    const missing = homeWithStore('not-installed-here');
+    const stored = await runHelper(['store'], JSON.stringify({ ServerURL: 'r.example', Username: 'u', Secret: 'berth_pat_x' }), missing.env);
+    expect(stored).toMatchObject({ code: 1, stdout: 'docker-credential-not-installed-here not found on PATH (helper.json "secretStore": "not-installed-here")\n' });
+    expect(existsSync(join(missing.h.dir, 'credentials.json'))).toBe(false);
+  });
+});
+
 describe('device authorization endpoints (replicas sharing Redis)', () => {
   it('issues RFC 8628 codes from form or JSON requests and refuses a malformed client_id', async () => {
     const c = await deviceCode(a);
@@ -556,6 +642,21 @@ describe('renewal', () => {
     // The next get uses the new token as is.
     const again = await runHelper(['get'], 'registry.example.com', env);
     expect(JSON.parse(again.stdout).Secret).toBe(out.Secret);
+  });
+
+  it('with a secretStore, moves a renewed PAT into the keychain and out of the file', async () => {
+    // A file from before secretStore was set: the old secret is inline.
+    const { h, pat, env } = await homeWithToken(28, 30, { secretStore: 'pass' });
+    const got = await runHelper(['get'], 'registry.example.com', { ...env, ...passKeychain() });
+    expect(got.code, got.stdout).toBe(0);
+    const renewed = JSON.parse(got.stdout).Secret as string;
+    expect(renewed).not.toBe(pat.secret);
+    const file = readFileSync(join(h.dir, 'credentials.json'), 'utf8');
+    expect(file).not.toContain(renewed);
+    expect(file).not.toContain(pat.secret);
+    expect(inPass('https://registry.example.com/berth-pat')?.Secret).toBe(renewed);
+    expect(await tokenStatus(renewed)).toBe(200);
+    expect(await tokenStatus(pat.secret)).toBe(401);
   });
 
   it('renews by remaining days when helper.json asks for it', async () => {
