@@ -5,7 +5,6 @@ import { cpus as cpuList, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import autocannon, { type Result } from 'autocannon';
 import { Redis } from 'ioredis';
 import { redisReachable } from '../store/redis.js';
 import { labelsOf } from '../identity/accounts.js';
@@ -13,11 +12,12 @@ import { Acl, parseClientIp, type AclSubject } from '../policy/acl.js';
 import { parseScopes } from '../policy/scope.js';
 import { benchScopes, largeAcl, PAT_USER, SMALL_ACL } from './acl-fixture.js';
 import { categorize, summarizeProfile, type Category, type ProfileSummary } from './cpu-profile.js';
+import { load, wrkInstalled, type Generator } from './load.js';
 import type { StoreSpec, TargetMessage, TargetReady, TargetSpec } from './target.js';
 
 /**
  * `npm run bench`: throughput and latency of the token endpoint against a bare Koa route, on this
- * machine. Each server runs in a child process (target.ts); autocannon runs here. Then the ACL's
+ * machine. Each server runs in a child process (target.ts); the load comes from load.ts (wrk or autocannon). Then the ACL's
  * decision cost in-process, and a CPU profile of the PAT scenario (kept in the temporary folder it
  * names, for a look in Chrome DevTools).
  */
@@ -30,9 +30,11 @@ const TOKEN_RESPONSE_BYTES = 2288;
 
 const USAGE = `usage: npm run bench -- [--rounds N] [--duration SECONDS] [--connections N] [--warmup SECONDS]
                           [--only a,a2,b,b2,b3,c,c2,d] [--log-level info|warn|silent] [--no-profile] [--profile ID]
+                          [--generator wrk|autocannon]
                           [--json FILE]
   --connections  fewer connections (1, 5) give latency below saturation; 50 saturates
   --only         run these targets only; the (b)/(a) ratio needs both
+  --generator    the load generator: wrk where installed (default), else autocannon
   --profile      the target to CPU-profile after the rounds (default b2: the full pipeline)
   --rounds       repeat the targets interleaved (default 3) and report each one's median round`;
 
@@ -49,6 +51,7 @@ interface Options {
   json: string | undefined;
   only: Set<string>;
   rounds: number;
+  generator: Generator;
 }
 
 const OPTION_SPEC = {
@@ -59,10 +62,18 @@ const OPTION_SPEC = {
   'log-level': { type: 'string' },
   'no-profile': { type: 'boolean' },
   profile: { type: 'string' },
+  generator: { type: 'string' },
   json: { type: 'string' },
   only: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+function generatorOption(v: string | undefined): Generator {
+  if (v === undefined) return wrkInstalled() ? 'wrk' : 'autocannon';
+  if (v !== 'wrk' && v !== 'autocannon') throw new UsageError(`--generator: wrk or autocannon\n${USAGE}`);
+  if (v === 'wrk' && !wrkInstalled()) throw new UsageError('--generator wrk: wrk is not installed (Debian: apt-get install wrk)');
+  return v;
+}
 
 function profileTarget(id: string): string {
   if (!TARGET_IDS.includes(id) || id.startsWith('a')) throw new UsageError(`--profile: ${JSON.stringify(id)} is not a Berth target (${TARGET_IDS.filter((x) => !x.startsWith('a')).join(', ')})\n${USAGE}`);
@@ -100,6 +111,7 @@ function options(argv: string[]): Options {
     json: values.json,
     only,
     rounds: int(values.rounds, 3, 'rounds', 1),
+    generator: generatorOption(values.generator),
   };
 }
 
@@ -258,44 +270,32 @@ async function checkResponse(s: Scenario, t: TargetReady): Promise<void> {
   if (granted.length !== s.scopes) throw new Error(`${s.label}: token grants pull+push on ${granted.length} of ${s.scopes} scopes: ${JSON.stringify(payload.access)}`);
 }
 
-// Closed loop on purpose: autocannon's rate limit lets each connection send its whole second's quota
-// at once, so its latencies under a "fixed rate" describe bursts, not a steady load.
-// With freshScopes, every request names another repository (team-a/svc-N), so no answer repeats:
-// each one is authenticated, decided, signed and sent through Koa.
-async function load(t: TargetReady, connections: number, duration: number, freshScopes = false): Promise<Result> {
-  let n = 0;
-  const requests = freshScopes ? [{ setupRequest: (req: { path?: string } & Record<string, unknown>) => ({ ...req, path: t.path.replace('svc-0%3A', `svc-${n++}%3A`) }) }] : undefined;
-  return autocannon({ url: `${t.url}${t.path}`, headers: t.headers, connections, duration, timeout: 10, ...(requests ? { requests } : {}) });
-}
-
 async function measure(s: Scenario, o: Options): Promise<Measured> {
   const t = await startTarget(s.spec);
   const startRssMB = memoryMB(t.child.pid!, 'VmRSS');
   try {
     await checkResponse(s, t.ready);
-    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup, s.freshScopes);
+    if (o.warmup > 0) await load(o.generator, t.ready, o.connections, o.warmup, s.freshScopes);
     const cpuBefore = cpuSeconds(t.child.pid!);
-    const ownBefore = process.cpuUsage();
     const wallBefore = process.hrtime.bigint();
-    const r = await load(t.ready, o.connections, o.duration, s.freshScopes);
-    const own = process.cpuUsage(ownBefore);
-    const wallUs = Number(process.hrtime.bigint() - wallBefore) / 1000;
+    const r = await load(o.generator, t.ready, o.connections, o.duration, s.freshScopes);
+    const wallSeconds = Number(process.hrtime.bigint() - wallBefore) / 1e9;
     const cpuAfter = cpuSeconds(t.child.pid!);
     const memoryAfter = await memoryUsage(t.child);
     return {
       id: s.id,
       label: s.label,
-      reqPerSec: r.requests.average,
-      p50: r.latency.p50,
-      p99: r.latency.p99,
+      reqPerSec: r.reqPerSec,
+      p50: r.p50,
+      p99: r.p99,
       peakRssMB: memoryMB(t.child.pid!, 'VmHWM'),
       startRssMB,
       memoryAfter,
       non2xx: r.non2xx,
-      errors: r.errors + r.timeouts,
-      requests: r.requests.total,
-      cpuUsPerReq: cpuBefore === null || cpuAfter === null || r.requests.total === 0 ? null : ((cpuAfter - cpuBefore) * 1e6) / r.requests.total,
-      generatorCpuPct: ((own.user + own.system) / wallUs) * 100,
+      errors: r.errors,
+      requests: r.requests,
+      cpuUsPerReq: cpuBefore === null || cpuAfter === null || r.requests === 0 ? null : ((cpuAfter - cpuBefore) * 1e6) / r.requests,
+      generatorCpuPct: (r.generatorCpuSeconds / wallSeconds) * 100,
     };
   } finally {
     await stopTarget(t.child);
@@ -329,9 +329,9 @@ async function profile(s: Scenario, o: Options): Promise<{ summary: ProfileSumma
   let requests = 0;
   try {
     await checkResponse(s, t.ready);
-    if (o.warmup > 0) await load(t.ready, o.connections, o.warmup, s.freshScopes);
+    if (o.warmup > 0) await load(o.generator, t.ready, o.connections, o.warmup, s.freshScopes);
     const from = Number(process.hrtime.bigint() / 1000n);
-    requests = (await load(t.ready, o.connections, o.duration, s.freshScopes)).requests.total;
+    requests = (await load(o.generator, t.ready, o.connections, o.duration, s.freshScopes)).requests;
     windowUs = [from, Number(process.hrtime.bigint() / 1000n)];
   } finally {
     await stopTarget(t.child);
@@ -413,7 +413,7 @@ async function main(): Promise<void> {
   const cpus = cpuList();
   process.stdout.write(
     `Berth bench: ${o.connections} connections, ${o.duration} s per target after ${o.warmup} s warm-up; node ${process.version}; ` +
-      `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; server log level ${o.logLevel}\n` +
+      `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; server log level ${o.logLevel}; load generator ${o.generator}${o.generator === 'wrk' ? ' (1 thread)' : ''}\n` +
       (redisOk ? `store: Redis at ${REDIS_URL} (key prefix berth-bench:${runId}:*, deleted afterwards)\n` : `store: MEMORY — Redis at ${REDIS_URL} did not answer, so (b)-(d) do not include Redis round trips\n`) +
       '\n',
   );
