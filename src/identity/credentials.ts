@@ -53,25 +53,28 @@ export class Credentials {
     return this.verifiers.find((v) => v.accepts(password))?.kind ?? 'static';
   }
 
-  /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */
   /** The principal for a username + password verified within the last `rememberSeconds`, if any. */
   recall(username: string, password: string, now = Date.now()): Principal | undefined {
-    if (this.rememberSeconds <= 0) return undefined;
-    const known = this.remembered.get(this.keyOf(username, password));
-    return known && known.until > now ? known.principal : undefined;
+    return this.rememberSeconds > 0 ? this.lookup(this.keyOf(username, password), now) : undefined;
   }
 
   private keyOf(username: string, password: string): string {
     return hash('sha256', `${this.salt}${username}\n${password}`, 'base64');
   }
 
+  private lookup(key: string, now: number): Principal | undefined {
+    const known = this.remembered.get(key);
+    return known && known.until > now ? known.principal : undefined;
+  }
+
+  /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */
   async password(username: string, password: string, clientIp: string): Promise<Principal> {
     if (this.rememberSeconds <= 0) return this.verify(username, password, clientIp);
     const now = Date.now();
     const key = this.keyOf(username, password);
-    const known = this.remembered.get(key);
-    if (known && known.until > now) return known.principal;
-    // Cleared before the await: a forget() that lands meanwhile must not be undone by this result.
+    const known = this.lookup(key, now);
+    if (known) return known;
+    // Noted before the await: a forget() landing meanwhile must not be undone by storing this result.
     const generation = this.generation;
     const principal = await this.verify(username, password, clientIp);
     const until = Math.min(now + this.rememberSeconds * 1000, principal.reusableUntil ?? Infinity);
