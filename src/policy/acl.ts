@@ -84,11 +84,23 @@ function expand(parts: readonly TemplatePart[], regex: boolean, subject: AclSubj
 
 const NEVER: Matcher = () => false;
 
+/**
+ * Compiled patterns by text. Those the rules themselves hold are kept for good once the ACL is
+ * built (seal()); only patterns filled in per caller (`${account}/**`) share the bounded part, so
+ * that a large ACL cannot fill the bound by itself and make every request recompile.
+ */
 class PatternCache {
-  private readonly byKind = { glob: new Map<string, Matcher>(), regex: new Map<string, Matcher>() };
+  private readonly pinned = { glob: new Map<string, Matcher>(), regex: new Map<string, Matcher>() };
+  private byKind = { glob: new Map<string, Matcher>(), regex: new Map<string, Matcher>() };
+
+  seal(): void {
+    for (const kind of ['glob', 'regex'] as const) for (const [p, m] of this.byKind[kind]) this.pinned[kind].set(p, m);
+    this.byKind = { glob: new Map(), regex: new Map() };
+  }
+
   get(pattern: string, kind: PatternKind): Matcher {
     const cache = this.byKind[kind];
-    let m = cache.get(pattern);
+    let m = this.pinned[kind].get(pattern) ?? cache.get(pattern);
     if (!m) {
       if (cache.size >= MAX_CACHED_PATTERNS) cache.clear();
       try {
@@ -257,6 +269,7 @@ export class Acl {
   constructor(rules: readonly AclRuleConfig[]) {
     const cache = new PatternCache();
     this.rules = rules.map((r, i) => compileRule(r, i, cache));
+    cache.seal();
   }
 
   /**
