@@ -181,7 +181,6 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     });
   }
 
-
   const handle = tokenEndpoint({
     services: config.token.services,
     credentials,

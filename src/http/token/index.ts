@@ -48,7 +48,6 @@ export interface TokenOutcome {
   seconds: number;
 }
 
-
 function checkService(req: TokenRequest, services: ReadonlySet<string> | null): void {
   if (!req.service) throw badRequest('missing service parameter');
   if (services && !services.has(req.service)) throw badRequest(`unknown service ${JSON.stringify(req.service.slice(0, 100))}`);
@@ -62,11 +61,11 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
    */
   async function authenticateWithLimits(req: TokenRequest, ip: string): Promise<Principal> {
     if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
-    // Federated CI tokens share user names (`oidc`), so their failures count per address only:
-    // ten forged tokens must not lock every pipeline out.
     // Verified moments ago: not a guess, so neither bcrypt nor the lockout read runs again.
     const known = req.grantType === 'password' ? deps.credentials.recall(req.username, req.password) : undefined;
     if (known) return known;
+    // Federated CI tokens share user names (`oidc`), so their failures count per address only:
+    // ten forged tokens must not lock every pipeline out.
     const kind = req.grantType === 'password' ? deps.credentials.kindOf(req.password) : 'refresh';
     const who = req.grantType === 'password' && kind !== 'federated' ? req.username : '';
     const secret = req.grantType === 'password' ? req.password : req.refreshToken;
