@@ -14,6 +14,7 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
+  readonly tokensReused = new Counter({ name: 'berth_token_reused_total', help: 'Token requests answered with the token of an identical request moments before (also in berth_token_requests_total)', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'berth_store_errors_total', help: 'Requests that failed because the store was unreachable', registers: [this.registry] });
   readonly idpRequests = new Counter({ name: 'berth_idp_requests_total', help: 'Calls to identity providers by connector, operation and outcome', labelNames: ['connector', 'operation', 'outcome'] as const, registers: [this.registry] });
   readonly idpDuration = new Histogram({ name: 'berth_idp_request_duration_seconds', help: 'Identity provider call latency', labelNames: ['connector', 'operation'] as const, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });

@@ -61,11 +61,12 @@ describe('reusing answers to identical requests', () => {
   });
 
   it('answers a repeat with the headers and fields of a fresh answer, and counts it', async () => {
-    const granted = async () => {
+    const counted = async () => {
       const text = await (await fetch(`${a.url}/metrics`)).text();
-      return Number(/^berth_token_requests_total\{outcome="granted",kind="pat"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+      return { granted: value(/^berth_token_requests_total\{outcome="granted",kind="pat"\} (\d+)$/m), reused: value(/^berth_token_reused_total\{kind="pat"\} (\d+)$/m) };
     };
-    const before = await granted();
+    const before = await counted();
     const ask = () => fetch(`${a.url}/auth?service=registry&scope=repository:shape/check:pull`, { headers: { authorization: basic('ops', pat) } });
     const fresh = await ask();
     const repeat = await ask();
@@ -79,7 +80,7 @@ describe('reusing answers to identical requests', () => {
     expect(r.issued_at).toBe(f.issued_at);
     expect(r.expires_in as number).toBeLessThanOrEqual(f.expires_in as number);
     expect(r.expires_in as number).toBeGreaterThan((f.expires_in as number) - 5);
-    expect(await granted()).toBe(before + 2);
+    expect(await counted()).toEqual({ granted: before.granted + 2, reused: before.reused + 1 });
   });
 
   it('never answers a POST or an offline request from the cache', async () => {

@@ -38,7 +38,7 @@ export function repeatResponder(deps: RepeatDeps): (req: IncomingMessage, res: S
     const body = TokenReuse.body(hit, now);
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
     res.end(body);
-    deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as TokenOutcome['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    deps.onOutcome?.({ outcome: hit.outcome, kind: hit.kind as TokenOutcome['kind'], grant: 'password', seconds: Number(process.hrtime.bigint() - started) / 1e9, reused: true });
     // The grant behind this token was audited when it was issued; a repeat is not a new decision,
     // so it is logged only at debug (the metrics still count it).
     if (deps.audit.isLevelEnabled('debug')) deps.audit.debug({ audit: 'token', account: hit.account, kind: hit.kind, ip, reused: true, decisions: hit.decisions }, 'token reused');

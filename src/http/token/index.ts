@@ -46,6 +46,8 @@ export interface TokenOutcome {
   kind: Principal['kind'] | 'unknown';
   grant: TokenRequest['grantType'] | 'unknown';
   seconds: number;
+  /** Answered from the reuse cache (fast-path.ts). */
+  reused?: boolean;
 }
 
 function checkService(req: TokenRequest, services: ReadonlySet<string> | null): void {
