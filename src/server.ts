@@ -170,10 +170,9 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const clientIp = clientIpResolver({ trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
   const audit = createAuditLogger(log);
   const onOutcome = (o: TokenOutcome) => {
-    metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds);
+    metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds, o.reused);
     if (o.outcome === 'unavailable') metrics.storeErrors.inc();
     if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
-    if (o.reused) metrics.tokensReused.inc({ kind: o.kind });
   };
   for (const channel of [PAT_REVOKED_CHANNEL, ROBOT_REVOKED_CHANNEL, ACCOUNT_CHANGED_CHANNEL]) {
     await store.subscribe(channel, () => {

@@ -22,10 +22,10 @@ export class Metrics {
   readonly rateLimited = new Counter({ name: 'berth_rate_limited_total', help: 'Requests refused by the failed-authentication limits', labelNames: ['scope'] as const, registers: [this.registry] });
   readonly activePats: Gauge;
 
-  private readonly tokenChildren = new Map<string, { count: { inc(): void }; latency: { observe(v: number): void } }>();
+  private readonly tokenChildren = new Map<string, { count: { inc(): void }; latency: { observe(v: number): void }; reused?: { inc(): void } }>();
 
   /** Counts and times one token request; the labelled children are looked up once per combination. */
-  countToken(outcome: string, kind: string, seconds: number): void {
+  countToken(outcome: string, kind: string, seconds: number, reused = false): void {
     const key = `${outcome} ${kind}`;
     let c = this.tokenChildren.get(key);
     if (!c) {
@@ -34,6 +34,7 @@ export class Metrics {
     }
     c.count.inc();
     c.latency.observe(seconds);
+    if (reused) (c.reused ??= this.tokensReused.labels(kind)).inc();
   }
 
   constructor(countActivePats: () => Promise<number>) {
