@@ -149,6 +149,29 @@ describe('Berth as the token service of a real registry (skopeo)', { timeout: 60
     expect(pulledLayer(out, img.layerDigest).equals(img.layerBytes)).toBe(true);
   });
 
+  it('a second skopeo command within the reuse window gets the same token from the fast path, and the registry accepts it', async () => {
+    // Measured with skopeo 1.9: `inspect` asks twice for the same token (the second is already a
+    // repeat), a push or a pull of a one-layer image once. A second command with the same
+    // credentials from the same address repeats all of its token requests.
+    const counts = async () => {
+      const text = await (await fetch(`${berth.url}/metrics`)).text();
+      const sum = (re: RegExp) => [...text.matchAll(re)].reduce((n, x) => n + Number(x[1]), 0);
+      return { asked: sum(/^berth_token_requests_total\{[^}]*\} (\d+)$/gm), reused: sum(/^berth_token_reused_total\{[^}]*\} (\d+)$/gm) };
+    };
+    const before = await counts();
+    const first = await inspect(`${ref('private/base')}:latest`, users.admin);
+    expect(first.code, describeResult(first)).toBe(0);
+    const between = await counts();
+    const second = await inspect(`${ref('private/base')}:latest`, users.admin);
+    expect(second.code, describeResult(second)).toBe(0);
+    expect(JSON.parse(second.stdout).Digest).toBe(JSON.parse(first.stdout).Digest);
+    const after = await counts();
+    const askedBySecond = after.asked - between.asked;
+    expect(askedBySecond).toBeGreaterThan(0);
+    expect(askedBySecond).toBe(between.asked - before.asked);
+    expect(after.reused - between.reused).toBe(askedBySecond);
+  });
+
   it('catalog: only an account granted registry:catalog:* reads /v2/_catalog', async () => {
     const granted = await registryFetchWithToken(registry.url, '/v2/_catalog', users.cataloger);
     expect(granted.challenge.scope).toBe('registry:catalog:*');
