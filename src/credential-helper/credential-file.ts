@@ -58,7 +58,7 @@ export class CredentialFile {
   constructor(
     readonly dir: string,
     private readonly warn: (message: string) => void,
-    private readonly stores: SecretStores = { secretStore: null, storeNamed: () => { throw new HelperError('no secret store configured'); } },
+    private readonly stores: SecretStores,
   ) {
     this.path = join(dir, 'credentials.json');
     this.lockPath = join(dir, 'credentials.lock');

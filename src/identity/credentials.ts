@@ -53,11 +53,6 @@ export class Credentials {
     return this.verifiers.find((v) => v.accepts(password))?.kind ?? 'static';
   }
 
-  /** The principal for a username + password verified within the last `rememberSeconds`, if any. */
-  recall(username: string, password: string, now = Date.now()): Principal | undefined {
-    return this.rememberSeconds > 0 ? this.lookup(this.keyOf(username, password), now) : undefined;
-  }
-
   private keyOf(username: string, password: string): string {
     return hash('sha256', `${this.salt}${username}\n${password}`, 'base64');
   }
@@ -67,13 +62,21 @@ export class Credentials {
     return known && known.until > now ? known.principal : undefined;
   }
 
-  /** Resolves a username + password (Basic or grant_type=password) to a principal, or throws. */
-  async password(username: string, password: string, clientIp: string): Promise<Principal> {
-    if (this.rememberSeconds <= 0) return this.verify(username, password, clientIp);
+  /**
+   * Resolves a username + password (Basic or grant_type=password) to a principal, or throws.
+   * `beforeVerify` runs only when the pair is really verified, not when it is remembered (the token
+   * endpoint's lockout read: a pair verified moments ago is not a guess).
+   */
+  async password(username: string, password: string, clientIp: string, beforeVerify?: () => Promise<void>): Promise<Principal> {
+    if (this.rememberSeconds <= 0) {
+      await beforeVerify?.();
+      return this.verify(username, password, clientIp);
+    }
     const now = Date.now();
     const key = this.keyOf(username, password);
     const known = this.lookup(key, now);
     if (known) return known;
+    await beforeVerify?.();
     // Noted before the await: a forget() landing meanwhile must not be undone by storing this result.
     const generation = this.generation;
     const principal = await this.verify(username, password, clientIp);

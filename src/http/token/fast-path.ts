@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { TokenOutcome } from './index.js';
 import { MAX_QUERY_LENGTH } from './request.js';
-import { TokenReuse } from './reuse.js';
+import { REUSE_KEY, TokenReuse, type KeyedRequest } from './reuse.js';
 
 export interface RepeatDeps {
   /** Request paths of the token endpoint (`/auth`, `/auth/token`). */
@@ -33,8 +33,12 @@ export function repeatResponder(deps: RepeatDeps): (req: IncomingMessage, res: S
     const started = process.hrtime.bigint();
     const now = Math.floor(Date.now() / 1000);
     const ip = deps.clientIp(req);
-    const hit = deps.reuse.get(deps.reuse.keyFor(query, req.headers.authorization ?? '', ip), now);
-    if (!hit) return false;
+    const key = deps.reuse.keyFor(query, req.headers.authorization ?? '', ip);
+    const hit = deps.reuse.get(key, now);
+    if (!hit) {
+      (req as KeyedRequest)[REUSE_KEY] = key;
+      return false;
+    }
     const body = TokenReuse.body(hit, now);
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
     res.end(body);

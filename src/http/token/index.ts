@@ -13,7 +13,7 @@ import { MAX_QUERY_LENGTH, parseTokenRequest, type TokenRequest } from './reques
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.js';
-import type { TokenReuse } from './reuse.js';
+import { REUSE_KEY, type KeyedRequest, type TokenReuse } from './reuse.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
@@ -63,9 +63,6 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
    */
   async function authenticateWithLimits(req: TokenRequest, ip: string): Promise<Principal> {
     if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
-    // Verified moments ago: not a guess, so neither bcrypt nor the lockout read runs again.
-    const known = req.grantType === 'password' ? deps.credentials.recall(req.username, req.password) : undefined;
-    if (known) return known;
     // Federated CI tokens share user names (`oidc`), so their failures count per address only:
     // ten forged tokens must not lock every pipeline out.
     const kind = req.grantType === 'password' ? deps.credentials.kindOf(req.password) : 'refresh';
@@ -73,10 +70,12 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     const secret = req.grantType === 'password' ? req.password : req.refreshToken;
     try {
       // Passwords can be guessed, so a locked-out account or address is refused before bcrypt
-      // runs. PATs, robot secrets, refresh and ID tokens cannot (160+ random bits, or a
-      // signature): their failures are counted, but a success is not held up by a lockout read.
-      if (kind === 'static') await deps.limiter.check(who, ip);
-      return await authenticate(req, deps.credentials, ip);
+      // runs — unless the password was verified moments ago (Credentials remembers it), which is
+      // not a guess. PATs, robot secrets, refresh and ID tokens cannot be guessed (160+ random
+      // bits, or a signature): their failures are counted, but a success is not held up by a
+      // lockout read.
+      const lockoutRead = kind === 'static' ? () => deps.limiter.check(who, ip) : undefined;
+      return await authenticate(req, deps.credentials, ip, lockoutRead);
     } catch (e) {
       if (e instanceof AuthenticationError) await deps.limiter.failure(who, secret, ip);
       throw e;
@@ -93,8 +92,9 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     const ip = deps.clientIp(ctx.req);
     try {
       if (ctx.querystring.length > MAX_QUERY_LENGTH) throw badRequest(`query string longer than ${MAX_QUERY_LENGTH} bytes`);
-      // Repeats are answered by fast-path.ts before Koa; this one missed, so remember its answer.
-      if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) reuseKey = deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ip);
+      // Repeats are answered by fast-path.ts before Koa; this one missed, so remember its answer
+      // (under the key fast-path.ts computed, when it got that far).
+      if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) reuseKey = (ctx.req as KeyedRequest)[REUSE_KEY] ?? deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ip);
       req = parseTokenRequest(ctx);
       checkService(req, deps.services);
       principal = await authenticateWithLimits(req, ip);

@@ -1,4 +1,5 @@
 import { hash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 
 export interface ReusableAnswer {
   token: string;
@@ -22,6 +23,13 @@ export interface ReusableAnswer {
  * at 10,000 entries let a stream of distinct requests push RSS past 200 MB).
  */
 const MAX_ENTRIES = 4096;
+
+/**
+ * The key fast-path.ts computed for a request it could not answer, left on the request so that the
+ * pipeline storing the answer does not hash the same text again.
+ */
+export const REUSE_KEY = Symbol('berth.reuseKey');
+export type KeyedRequest = IncomingMessage & { [REUSE_KEY]?: string };
 
 /**
  * One `docker push` asks for the same token several times within a second or two (one per blob
