@@ -21,7 +21,10 @@ import type { WebDeps } from './http/web/deps.js';
 import { mountRobotPages } from './http/web/robots-page.js';
 import { mountWebRoutes } from './http/web/routes.js';
 import { Sessions } from './http/web/session.js';
-import { Accounts, labelsOf, type AccountRecord } from './identity/accounts.js';
+import { Accounts, labelsOf } from './identity/accounts.js';
+import { AccountNamespace } from './identity/account-names.js';
+import { namespaceSources } from './config/namespace.js';
+import type { CurrentAccount } from './identity/continuous-access.js';
 import { ContinuousAccess } from './identity/continuous-access.js';
 import { Credentials } from './identity/credentials.js';
 import { PatVerifier } from './identity/pat-verifier.js';
@@ -132,10 +135,11 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const signer = new RegistryTokenSigner(key, config.token.issuer, config.token.ttlSeconds, config.token.kidFormat);
   const refreshTokens = new RefreshTokens(store, config.token.refreshTTLSeconds);
   const staticUsers = new StaticUsers(config.users);
+  const namespace = new AccountNamespace(namespaceSources(raw, config.users));
   // Without a configured key (only possible with the memory store, the loader insists otherwise)
   // nothing sealed outlives the process anyway.
   const sealer = raw.secrets.encryptionKey ? new Sealer(raw.secrets.encryptionKey) : Sealer.random();
-  const accounts = new Accounts(store, sealer);
+  const accounts = new Accounts(store, sealer, namespace);
   const pats = new Pats(store, { defaultTTLSeconds: durationToSeconds(raw.pats.defaultTTL), maxTTLSeconds: durationToSeconds(raw.pats.maxTTL), maxPerUser: raw.pats.maxPerUser }, refreshTokens);
   const connectors = new Map<string, CallbackConnector>();
   for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(shared.fetch ? { fetch: shared.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
@@ -153,8 +157,11 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     (name) => refreshTokens.revokeForCredential(name),
   );
   const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log });
-  const credentials = new Credentials(staticUsers, refreshTokens, [new PatVerifier(pats, accounts, access, refreshTokens), new RobotVerifier(robots), federation], raw.token.reuseWindow);
-  const isAdmin = (a: AccountRecord) => raw.admin.accounts.includes(a.identity.username) || (labelsOf(a.identity).groups ?? []).some((g) => raw.admin.groups.includes(g));
+  // Admins are named by account name and group as the ACL sees them, which the namespace makes
+  // unique to one source (a provider cannot send `admin` or a group of another connector's).
+  const adminAccounts = new Set(raw.admin.accounts);
+  const adminGroups = new Set(raw.admin.groups);
+  const isAdmin = (a: CurrentAccount) => adminAccounts.has(a.name) || (labelsOf(a.identity).groups ?? []).some((g) => adminGroups.has(g));
 
   const limits = raw.limits;
   // Replicas must agree on the fingerprint of a failed secret, so derive it from the shared key.
@@ -165,6 +172,10 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     { failuresPerAccount: limits.failuresPerAccount, failuresPerIP: limits.failuresPerIP, windowSeconds: durationToSeconds(limits.window), lockoutSeconds: durationToSeconds(limits.lockout) },
     fingerprintKey,
   );
+  const patVerifier = new PatVerifier(pats, accounts, access, refreshTokens);
+  // The credential gate: every secret any route takes goes through it (static users last: by shape,
+  // a password is whatever no other kind claims).
+  const credentials = new Credentials([patVerifier, new RobotVerifier(robots), federation, staticUsers], refreshTokens, limiter, raw.token.reuseWindow, () => staticUsers.anonymous());
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
   const clientIp = clientIpResolver({ trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
@@ -186,9 +197,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     credentials,
     acl: config.acl,
     signer,
-    refreshTokens,
     realm: config.token.issuer,
-    limiter,
     log,
     onOutcome,
     reuse,
@@ -236,13 +245,13 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     connectors,
     redirectURI: (id: string) => raw.connectors.find((c) => c.id === id)?.redirectURL ?? `${publicURL}/callback/${id}`,
     localLogin: raw.web.localLogin && [...config.users.values()].some((u) => u.hash),
-    staticUsers,
+    credentials,
+    patVerifier,
     accounts,
     access,
     pats,
     sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), publicURL.startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
-    limiter,
     isAdmin,
     metrics,
     log,

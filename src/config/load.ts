@@ -9,6 +9,8 @@ import { ConfigError, formatPath } from './errors.js';
 import { interpolateSecrets } from './interpolate.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { federationProblems } from '../federation/schema.js';
+import { namespaceProblems } from '../identity/account-names.js';
+import { namespaceSources } from './namespace.js';
 
 export interface StaticUser {
   /** bcrypt hash, or null for the anonymous user `''`. */
@@ -174,7 +176,11 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
     if (ids.has(c.id)) problems.push(`connectors[${i}].id: duplicate id ${c.id}`);
     ids.add(c.id);
   });
-  problems.push(...federationProblems(section(interpolated, 'federation') ?? []));
+  const federationSection = section(interpolated, 'federation');
+  problems.push(...federationProblems(federationSection ?? []));
+  // One account namespace: refuse a file in which two sources could produce the same account name.
+  if (connectorsSection && federationSection) problems.push(...namespaceProblems(namespaceSources({ connectors: connectorsSection, federation: federationSection }, [...users.keys()])));
+  problems.push(...githubGroupProblems(connectorsSection ?? [], aclSection ?? [], section(interpolated, 'admin')));
 
   if (problems.length || !parsed.success) throw new ConfigError(problems.length ? problems : ['(root): invalid configuration']);
   const raw = parsed.data;
@@ -218,4 +224,18 @@ export async function loadConfigFile(path: string): Promise<Config> {
     throw new ConfigError([`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
   }
   return loadConfigText(text, dirname(resolve(path)));
+}
+
+/**
+ * Without allowedOrgs anyone can create a GitHub organization named like a group the rules use, and
+ * be a member of it: groups from such a connector must not decide access.
+ */
+function githubGroupProblems(connectors: RawConfig['connectors'], acl: RawConfig['acl'], admin: RawConfig['admin'] | undefined): string[] {
+  const groupsUsed = acl.some((r) => r.match.labels?.groups !== undefined || /\$\{labels:groups\}/.test(`${r.match.name ?? ''}${r.match.account ?? ''}`)) || (admin?.groups.length ?? 0) > 0;
+  if (!groupsUsed) return [];
+  return connectors.flatMap((c, i) =>
+    c.type === 'github' && !c.allowedOrgs?.length
+      ? [`connectors[${i}].allowedOrgs: required when the ACL or admin.groups use groups: without it anyone can create a GitHub organization named like one of your groups and receive its rights`]
+      : [],
+  );
 }

@@ -54,7 +54,8 @@ export class FederationVerifier implements CredentialVerifier {
     return this.policies.length > 0 && jwtHeader(password) !== null;
   }
 
-  async verify(username: string, password: string): Promise<Principal> {
+  async verify(user: string | null, password: string): Promise<Principal> {
+    const username = user ?? '';
     const chosen = username === ANY_POLICY_USER ? null : this.byId.get(username);
     if (username !== ANY_POLICY_USER && !chosen) {
       throw new AuthenticationError(`an ID token is accepted with the user name "${ANY_POLICY_USER}" or the id of a federation policy, not ${quote(username)}`);

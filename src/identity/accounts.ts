@@ -1,12 +1,19 @@
 import type { Store } from '../store/store.js';
 import type { Sealer } from '../util/sealed.js';
 import type { Identity } from './identity.js';
+import { AccountNameError, LOCAL_CONNECTOR_ID, type AccountNamespace } from './account-names.js';
 
 /** A person known to Berth: the identity from their last sign-in or re-check. */
 export interface AccountRecord {
   /** `connector:subject`, stable across username changes at the provider. */
   key: string;
   identity: Omit<Identity, 'upstream'>;
+  /**
+   * The registry account name (the connector's prefix + the username it was bound under). Bound to
+   * this subject for good: a later subject reporting the same username is refused. Absent on records
+   * written before names were bound; see Accounts.nameOf.
+   */
+  name?: string;
   /** Identity.upstream, AES-GCM sealed. */
   upstreamSealed?: string;
   status: 'active' | 'revoked';
@@ -30,11 +37,39 @@ export function labelsOf(identity: Omit<Identity, 'upstream'>): Record<string, s
   return labels;
 }
 
+const nameKey = (name: string) => `acctname:${name.toLowerCase()}`;
+
 export class Accounts {
   constructor(
     private readonly store: Store,
     private readonly sealer: Sealer,
+    readonly namespace: AccountNamespace,
   ) {}
+
+  /**
+   * The account's registry name, re-validated against the namespace as it stands now: a static user
+   * added after a person of the unprefixed connector signed in with that name takes the name back.
+   * Throws AccountNameError.
+   */
+  nameOf(rec: Pick<AccountRecord, 'identity' | 'name'>): string {
+    const { connector, username } = rec.identity;
+    const expected = this.namespace.connectorAccount(connector, username);
+    if (rec.name === undefined || rec.name === expected || connector === LOCAL_CONNECTOR_ID) return expected;
+    // The provider reports a new username, but the account kept the name it was bound under.
+    const prefix = this.namespace.prefixOf(connector);
+    if (!rec.name.startsWith(prefix)) throw new AccountNameError('the account name no longer belongs to this sign-in source');
+    this.namespace.connectorAccount(connector, rec.name.slice(prefix.length));
+    return rec.name;
+  }
+
+  /**
+   * Binds a name to an account key once and for all (case-insensitively, as GitHub logins are).
+   * True when the name is this account's (newly or already), false when another subject holds it.
+   */
+  private async bindName(name: string, key: string): Promise<boolean> {
+    if (await this.store.setIfAbsent(nameKey(name), key)) return true;
+    return (await this.store.get(nameKey(name))) === key;
+  }
 
   async get(key: string): Promise<AccountRecord | null> {
     const raw = await this.store.get(`acct:${key}`);
@@ -45,10 +80,27 @@ export class Accounts {
     await this.store.set(`acct:${rec.key}`, JSON.stringify(rec));
   }
 
-  /** Records a successful sign-in, replacing groups and upstream tokens. */
-  async recordLogin(identity: Identity, now = Date.now()): Promise<AccountRecord> {
-    const { upstream, ...visible } = identity;
-    const rec: AccountRecord = { key: accountKey(identity), identity: visible, status: 'active', loginAt: now, checkedAt: now };
+  /**
+   * Records a successful sign-in or re-check, replacing groups and upstream tokens. The username
+   * becomes the account name only if the namespace allows it and no other subject holds it; with
+   * `previous` (a re-check), a username the account cannot have keeps the previous name instead.
+   * Throws AccountNameError.
+   */
+  async recordLogin(identity: Identity, now = Date.now(), previous?: AccountRecord): Promise<AccountRecord> {
+    const { upstream, ...reported } = identity;
+    const key = accountKey(identity);
+    // Groups are qualified by their source here, once, so every reader (ACL labels, admin checks,
+    // pages) sees the same names.
+    const visible = identity.connector === LOCAL_CONNECTOR_ID ? reported : { ...reported, groups: this.namespace.connectorGroups(identity.connector, reported.groups) };
+    let name: string;
+    try {
+      name = this.namespace.connectorAccount(identity.connector, identity.username);
+      if (!(await this.bindName(name, key))) throw new AccountNameError(`The account name "${name}" already belongs to another person (someone who used this username before). Ask your administrator.`);
+    } catch (e) {
+      if (!(e instanceof AccountNameError) || !previous) throw e;
+      name = this.nameOf(previous);
+    }
+    const rec: AccountRecord = { key, identity: visible, name, status: 'active', loginAt: now, checkedAt: now };
     if (upstream && Object.keys(upstream).length) rec.upstreamSealed = this.sealer.seal(JSON.stringify(upstream));
     await this.save(rec);
     return rec;

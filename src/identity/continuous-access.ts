@@ -3,6 +3,7 @@ import type { CallbackConnector } from '../connectors/connector.js';
 import type { StaticUser } from '../config/load.js';
 import { type AccountRecord, type Accounts } from './accounts.js';
 import { IdentityRevokedError } from './identity.js';
+import { AccountNameError, LOCAL_CONNECTOR_ID } from './account-names.js';
 import { AuthenticationError } from './principal.js';
 
 export interface ContinuousAccessOptions {
@@ -10,7 +11,10 @@ export interface ContinuousAccessOptions {
   graceSeconds: number;
 }
 
-export const LOCAL_CONNECTOR = 'local';
+export const LOCAL_CONNECTOR = LOCAL_CONNECTOR_ID;
+
+/** An account as it stands now: re-checked when due, and its registry name validated against the namespace. */
+export type CurrentAccount = AccountRecord & { name: string };
 /** Published when the provider no longer accepts an account, so replicas drop cached answers. */
 export const ACCOUNT_CHANGED_CHANNEL = 'account-changed';
 
@@ -45,7 +49,17 @@ export class ContinuousAccess {
   }
 
   /** The account as it stands now, re-checked at the provider when due. Throws AuthenticationError. */
-  async current(rec: AccountRecord, now = Date.now()): Promise<AccountRecord> {
+  async current(rec: AccountRecord, now = Date.now()): Promise<CurrentAccount> {
+    const checked = await this.checked(rec, now);
+    try {
+      return { ...checked, name: this.accounts.nameOf(checked) };
+    } catch (e) {
+      if (e instanceof AccountNameError) throw new AuthenticationError(e.message);
+      throw e;
+    }
+  }
+
+  private async checked(rec: AccountRecord, now: number): Promise<AccountRecord> {
     if (rec.status === 'revoked') throw new AuthenticationError(`account disabled: ${rec.revokedReason ?? 'revoked by the identity provider'}`);
     if (rec.identity.connector === LOCAL_CONNECTOR) return this.local(rec);
     const connector = this.connectors.get(rec.identity.connector);
@@ -72,12 +86,14 @@ export class ContinuousAccess {
     const started = Date.now();
     try {
       const fresh = await connector.refresh!(this.accounts.withUpstream(rec));
-      const next = await this.accounts.recordLogin(fresh, now);
+      const next = await this.accounts.recordLogin(fresh, now, rec);
       next.loginAt = rec.loginAt;
       await this.accounts.save(next);
       this.log.info({ audit: 'recheck', account: rec.identity.username, connector: connector.id, groups: fresh.groups, ms: Date.now() - started }, 'identity re-checked at provider');
       return next;
     } catch (e) {
+      // The account's name no longer belongs to its source (a static user of that name was added).
+      if (e instanceof AccountNameError) throw new AuthenticationError(e.message);
       if (e instanceof IdentityRevokedError) {
         const revoked: AccountRecord = { ...rec, status: 'revoked', revokedReason: e.message };
         await this.accounts.save(revoked);

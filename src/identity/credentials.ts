@@ -1,108 +1,174 @@
 import { hash, randomBytes } from 'node:crypto';
-import type { StaticUsers } from './static-users.js';
-import { AuthenticationError, type Principal } from './principal.js';
+import { AuthenticationError, type CredentialKind, type Principal } from './principal.js';
 import type { RefreshTokens } from '../tokens/refresh-tokens.js';
 
 /**
- * A kind of secret recognised by its shape (PAT prefix, robot prefix, a JWT from a CI platform).
- * Shape, not a configured order, chooses the verifier: a PAT is never tried as a bcrypt password.
+ * One kind of secret, recognised by its shape (PAT prefix, robot prefix, a JWT from a CI platform; a
+ * static user's password is whatever no other kind accepts). Shape, not a configured order, chooses
+ * the verifier: a PAT is never tried as a bcrypt password.
  */
 export interface CredentialVerifier {
-  readonly kind: Principal['kind'];
+  readonly kind: CredentialKind;
   accepts(password: string): boolean;
-  verify(username: string, password: string, clientIp: string): Promise<Principal>;
+  /** `username` null: the caller named no user (a Bearer PAT); only the PAT verifier takes that. */
+  verify(username: string | null, password: string, clientIp: string): Promise<Principal>;
   /**
-   * Called when a refresh token issued from this kind of credential is used: throws when the
-   * credential behind it is gone (a revoked PAT), may return fresher labels (new groups).
+   * Run whenever a refresh token issued from this kind of credential is used: throws
+   * AuthenticationError when the credential behind it is gone (a revoked PAT, a removed static user,
+   * a rotated robot), may return fresher labels (new groups).
    */
-  recheck?(principal: Principal): Promise<Principal>;
+  recheck(principal: Principal): Promise<Principal>;
+}
+
+/** What the gate needs from the failure limiter (src/security/auth-limiter.ts). */
+export interface FailureLimiter {
+  /** Throws while the account or the address is locked out. */
+  check(account: string, ip: string): Promise<void>;
+  failure(account: string, secret: string, ip: string): Promise<void>;
+}
+
+export interface PasswordOptions {
+  /** Only these kinds are accepted here (the web form takes static passwords, the JSON API PATs). */
+  only?: readonly CredentialKind[];
+  /** The caller names no user (a Bearer PAT on the JSON API): the credential's owner is the account. */
+  noUsername?: boolean;
 }
 
 const MAX_REMEMBERED = 10_000;
 
 /**
- * Resolves what a caller presents to a principal. A username + password that was verified moments
- * ago is not verified again for `rememberSeconds`: a pull of several images, or a CI job, presents
- * one PAT or password with a new scope each time, and each verification costs Redis round trips
- * (PATs, robots) or a bcrypt hash (static users). Entries are keyed by a salted hash (no secret in
- * memory in clear), never outlive the principal's reusableUntil (credential expiry, next re-check),
- * skip CI ID tokens, and are dropped by forget(), which the server calls on every revocation,
- * rotation or account change any replica publishes.
+ * Kinds whose secrets a person chooses, so they can be guessed: a locked-out account or address is
+ * refused before they are verified. PATs, robot secrets, refresh and ID tokens carry 160+ random
+ * bits or a signature: their failures are counted too, but a success is never held up by a read.
+ */
+const GUESSABLE: ReadonlySet<CredentialKind> = new Set(['static']);
+
+/**
+ * The credential gate: every secret a client presents — a static user's password (token endpoint or
+ * web form), a PAT (docker login, JSON API bearer), a robot secret, a CI platform's ID token, a refresh
+ * token — passes here, under one set of rules:
+ *
+ *   1. classify   by shape, once; a kind the entry point does not take is refused
+ *   2. recall     a username + secret verified within `rememberSeconds` is not verified again (a pull
+ *                 of several images presents one PAT with a new scope each time). Keys are a salted
+ *                 hash (no secret kept), entries never outlive the principal's reusableUntil, CI ID
+ *                 tokens are never remembered, and forget() (every revocation any replica
+ *                 publishes) drops them; a verification in flight across a forget() is not stored
+ *   3. lockout    guessable kinds are refused while the account or address is locked out
+ *   4. verify     by the kind's verifier
+ *   5. count      every failure, of every kind, through the one limiter
+ *   6. re-check   a refresh token is checked against the service it was issued for and against its
+ *                 source on every use: it dies with the PAT, the robot, or the static user (removed,
+ *                 or its password changed)
  */
 export class Credentials {
   private readonly salt = randomBytes(32).toString('latin1');
   private readonly remembered = new Map<string, { principal: Principal; until: number }>();
-
-  constructor(
-    readonly staticUsers: StaticUsers,
-    readonly refreshTokens: RefreshTokens,
-    private readonly verifiers: readonly CredentialVerifier[] = [],
-    private readonly rememberSeconds = 0,
-  ) {}
-
   /** Bumped by forget(), so that a verification in flight across a revocation is not remembered. */
   private generation = 0;
+  private readonly byKind: ReadonlyMap<CredentialKind, CredentialVerifier>;
+
+  constructor(
+    /** In order of precedence by shape; the last one (static users) accepts whatever is left. */
+    private readonly verifiers: readonly CredentialVerifier[],
+    readonly refreshTokens: RefreshTokens,
+    private readonly limiter: FailureLimiter | null,
+    private readonly rememberSeconds = 0,
+    private readonly anonymousPrincipal: () => Principal | null = () => null,
+  ) {
+    this.byKind = new Map(verifiers.map((v) => [v.kind, v]));
+  }
 
   forget(): void {
     this.generation++;
     this.remembered.clear();
   }
 
-  /** Which kind of credential a password is, by its shape; `static` means a bcrypt user's password. */
-  kindOf(password: string): Principal['kind'] {
-    return this.verifiers.find((v) => v.accepts(password))?.kind ?? 'static';
+  /** Which kind of credential a password is, by its shape. */
+  kindOf(password: string): CredentialKind {
+    for (const v of this.verifiers) if (v.accepts(password)) return v.kind;
+    return 'static';
   }
 
   private keyOf(username: string, password: string): string {
     return hash('sha256', `${this.salt}${username}\n${password}`, 'base64');
   }
 
-  private lookup(key: string, now: number): Principal | undefined {
-    const known = this.remembered.get(key);
-    return known && known.until > now ? known.principal : undefined;
+  /** The account failures are counted against: CI tokens share user names (`oidc`), so only their address counts. */
+  private static accountOf(kind: CredentialKind, username: string): string {
+    return kind === 'federated' ? '' : username;
   }
 
-  /**
-   * Resolves a username + password (Basic or grant_type=password) to a principal, or throws.
-   * `beforeVerify` runs only when the pair is really verified, not when it is remembered (the token
-   * endpoint's lockout read: a pair verified moments ago is not a guess).
-   */
-  async password(username: string, password: string, clientIp: string, beforeVerify?: () => Promise<void>): Promise<Principal> {
-    if (this.rememberSeconds <= 0) {
-      await beforeVerify?.();
-      return this.verify(username, password, clientIp);
+  /** Resolves a username + secret (Basic, grant_type=password, the web form, a Bearer PAT) to a principal, or throws. */
+  async password(username: string, password: string, clientIp: string, opts: PasswordOptions = {}): Promise<Principal> {
+    const kind = this.kindOf(password);
+    const who = Credentials.accountOf(kind, username);
+    if (opts.only && !opts.only.includes(kind)) {
+      await this.limiter?.failure(who, password, clientIp);
+      throw new AuthenticationError(opts.only.includes('pat') ? 'expected a personal access token' : 'invalid username or password');
     }
     const now = Date.now();
-    const key = this.keyOf(username, password);
-    const known = this.lookup(key, now);
-    if (known) return known;
-    await beforeVerify?.();
+    const remember = this.rememberSeconds > 0 && kind !== 'federated';
+    const key = remember ? this.keyOf(opts.noUsername ? '\0' : username, password) : '';
+    if (remember) {
+      const known = this.remembered.get(key);
+      if (known && known.until > now) return known.principal;
+    }
+    if (GUESSABLE.has(kind)) await this.limiter?.check(who, clientIp);
     // Noted before the await: a forget() landing meanwhile must not be undone by storing this result.
     const generation = this.generation;
-    const principal = await this.verify(username, password, clientIp);
-    const until = Math.min(now + this.rememberSeconds * 1000, principal.reusableUntil ?? Infinity);
-    if (until > now && principal.kind !== 'federated' && generation === this.generation) {
-      if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
-      this.remembered.set(key, { principal: Object.freeze(principal), until });
+    let principal: Principal;
+    try {
+      principal = await this.byKind.get(kind)!.verify(opts.noUsername ? null : username, password, clientIp);
+    } catch (e) {
+      if (e instanceof AuthenticationError) await this.limiter?.failure(who, password, clientIp);
+      throw e;
+    }
+    if (remember && generation === this.generation) {
+      const until = Math.min(now + this.rememberSeconds * 1000, principal.reusableUntil ?? Infinity);
+      if (until > now) {
+        if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
+        this.remembered.set(key, { principal: Object.freeze(principal), until });
+      }
     }
     return principal;
   }
 
-  private verify(username: string, password: string, clientIp: string): Promise<Principal> {
-    for (const v of this.verifiers) if (v.accepts(password)) return v.verify(username, password, clientIp);
-    return this.staticUsers.authenticate(username, password);
-  }
-
   anonymous(): Principal {
-    const p = this.staticUsers.anonymous();
+    const p = this.anonymousPrincipal();
     if (!p) throw new AuthenticationError('authentication required');
     return p;
   }
 
-  async refresh(token: string): Promise<Principal> {
-    const p = await this.refreshTokens.lookup(token);
-    if (!p) throw new AuthenticationError('invalid or expired refresh token');
-    const v = this.verifiers.find((x) => x.kind === p.kind);
-    return v?.recheck ? v.recheck(p) : p;
+  /** May a refresh token be issued for this principal? Never for anonymous callers or CI tokens (minutes-lived). */
+  static mayRefresh(p: Principal): boolean {
+    return p.kind !== 'anonymous' && p.kind !== 'federated';
+  }
+
+  issueRefresh(principal: Principal, service: string): Promise<string> {
+    return this.refreshTokens.issue(principal, service);
+  }
+
+  /** A refresh token, for `service`: its record, the service it was issued for, and its source, checked now. */
+  async refresh(token: string, service: string, clientIp: string): Promise<Principal> {
+    const found = await this.refreshTokens.lookup(token);
+    if (!found) {
+      await this.limiter?.failure('', token, clientIp);
+      throw new AuthenticationError('invalid or expired refresh token');
+    }
+    // A token handed to one registry must not buy tokens for another service behind the same Berth.
+    if (found.service !== undefined && found.service !== service) {
+      await this.limiter?.failure('', token, clientIp);
+      throw new AuthenticationError('this refresh token was issued for another service: log in again');
+    }
+    const v = this.byKind.get(found.principal.kind);
+    if (!v) throw new AuthenticationError('this refresh token can no longer be used: log in again');
+    try {
+      return await v.recheck(found.principal);
+    } catch (e) {
+      // The credential behind it is gone: so is the token, on every replica.
+      if (e instanceof AuthenticationError) await this.refreshTokens.revoke(token).catch(() => false);
+      throw e;
+    }
   }
 }

@@ -28,7 +28,7 @@ export class RobotVerifier implements CredentialVerifier {
     return password.startsWith(ROBOT_PREFIX);
   }
 
-  async verify(username: string, password: string, clientIp: string): Promise<Principal> {
+  async verify(username: string | null, password: string, clientIp: string): Promise<Principal> {
     if (!Robots.shapeOk(password)) throw new AuthenticationError('malformed robot secret (checksum mismatch)');
     const rec = check(await this.robots.bySecret(password), Date.now());
     if (username !== rec.name) throw new AuthenticationError(`this secret belongs to ${rec.name}: use it as the user name`);

@@ -15,6 +15,7 @@ import type { DeviceFlowSettings } from '../../src/http/device/grants.js';
 import { mountDeviceRoutes, type DeviceWebDeps } from '../../src/http/device/routes.js';
 import { Sessions } from '../../src/http/web/session.js';
 import { Accounts } from '../../src/identity/accounts.js';
+import { AccountNamespace } from '../../src/identity/account-names.js';
 import { ContinuousAccess, LOCAL_CONNECTOR } from '../../src/identity/continuous-access.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -177,7 +178,7 @@ let closeShort: () => Promise<void>;
 async function startShortLived(config: Config, settings: Partial<DeviceFlowSettings>): Promise<void> {
   const log = createLogger('silent');
   const sealer = new Sealer(ENCRYPTION_KEY);
-  const accounts = new Accounts(store, sealer);
+  const accounts = new Accounts(store, sealer, new AccountNamespace({ staticUsers: [...config.users.keys()], connectors: [] }));
   const pats = new Pats(store, { defaultTTLSeconds: 30 * 86400, maxTTLSeconds: 90 * 86400, maxPerUser: 20 }, new RefreshTokens(store, 3600));
   let publicURL = '';
   const web: DeviceWebDeps = {

@@ -348,7 +348,7 @@ describe('CI federation: an OIDC ID token as the registry password', { timeout: 
 
   it('a refresh token naming a federated principal is never honoured', async () => {
     const refreshTokens = new RefreshTokens(berth.store, 60);
-    const rt = await refreshTokens.issue({ account: 'ci:octo-org/app', kind: 'federated', labels: { ci: ['github'] } });
+    const rt = await refreshTokens.issue({ account: 'ci:octo-org/app', kind: 'federated', labels: { ci: ['github'] } }, SERVICE);
     const res = await tokenPost({ grant_type: 'refresh_token', refresh_token: rt, scope: 'repository:octo-org/app:pull' });
     expect(res.status).toBe(401);
     const body = (await res.json()) as { errors: { code: string; message: string }[] };

@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Credentials, type CredentialVerifier } from '../../src/identity/credentials.js';
+import { Credentials, type CredentialVerifier, type FailureLimiter } from '../../src/identity/credentials.js';
 import { AuthenticationError, type Principal } from '../../src/identity/principal.js';
 import { StaticUsers } from '../../src/identity/static-users.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import { RateLimitedError } from '../../src/security/auth-limiter.js';
+import { hashSync } from '@node-rs/bcrypt';
 import { RefreshTokens } from '../../src/tokens/refresh-tokens.js';
 
 // What Credentials remembers between token requests, with a verifier of the test's own that counts
@@ -26,10 +28,31 @@ class CountingVerifier implements CredentialVerifier {
     this.calls++;
     return this.answer();
   }
+
+  rechecks = 0;
+  recheckAnswer: (p: Principal) => Promise<Principal> = async (p) => p;
+  recheck(p: Principal): Promise<Principal> {
+    this.rechecks++;
+    return this.recheckAnswer(p);
+  }
 }
 
-function credentials(verifier: CountingVerifier, rememberSeconds = 10) {
-  return new Credentials(new StaticUsers(new Map()), new RefreshTokens(new MemoryStore(), 60), [verifier], rememberSeconds);
+/** The gate's limiter interface, recording what the gate asks of it (the real one is tested with the stores). */
+class RecordingLimiter implements FailureLimiter {
+  checks: string[] = [];
+  failures: string[] = [];
+  locked = false;
+  async check(account: string): Promise<void> {
+    this.checks.push(account);
+    if (this.locked) throw new RateLimitedError(60);
+  }
+  async failure(account: string, _secret: string, ip: string): Promise<void> {
+    this.failures.push(`${account}@${ip}`);
+  }
+}
+
+function credentials(verifier: CountingVerifier, rememberSeconds = 10, limiter: FailureLimiter | null = null, store = new MemoryStore()) {
+  return new Credentials([verifier, new StaticUsers(new Map([['ci', { hash: hashSync('right', 4), labels: {} }]]))], new RefreshTokens(store, 60), limiter, rememberSeconds);
 }
 
 afterEach(() => {
@@ -65,26 +88,72 @@ describe('remembered credentials', () => {
     expect(v.calls).toBe(2);
   });
 
-  it('runs beforeVerify (the lockout read) only when the pair is really verified', async () => {
+  it('reads the lockout only for guessable passwords, and only when the pair is really verified', async () => {
+    const limiter = new RecordingLimiter();
     const v = new CountingVerifier('pat');
-    const c = credentials(v);
-    let reads = 0;
-    const lockoutRead = async () => {
-      reads++;
+    const c = credentials(v, 10, limiter);
+    await c.password('ci', 'right', '127.0.0.1');
+    await c.password('ci', 'right', '127.0.0.1');
+    expect(limiter.checks).toEqual(['ci']);
+    // A PAT (190 random bits) is not a guess: no lockout read holds it up.
+    await c.password('alice', 'pat_l', '127.0.0.1');
+    expect(limiter.checks).toEqual(['ci']);
+    // While locked out, a static password is refused before bcrypt runs.
+    limiter.locked = true;
+    await expect(c.password('ci', 'other', '127.0.0.1')).rejects.toBeInstanceOf(RateLimitedError);
+    expect(limiter.failures).toEqual([]);
+  });
+
+  it('counts the failures of every kind through the one limiter (CI tokens per address only)', async () => {
+    const limiter = new RecordingLimiter();
+    const failing = new CountingVerifier('pat');
+    failing.answer = async () => {
+      throw new AuthenticationError('no');
     };
-    await c.password('alice', 'pat_l', '127.0.0.1', lockoutRead);
-    await c.password('alice', 'pat_l', '127.0.0.1', lockoutRead);
-    expect(reads).toBe(1);
-    // A refusal from it stops the verification.
-    const refusing = async () => {
-      throw new AuthenticationError('locked');
+    const c = credentials(failing, 10, limiter);
+    await expect(c.password('alice', 'pat_bad', '10.0.0.1')).rejects.toThrow('no');
+    await expect(c.password('ci', 'wrong', '10.0.0.2')).rejects.toThrow(AuthenticationError);
+    await expect(c.refresh('berth_rt_unknown', 'registry', '10.0.0.3')).rejects.toThrow(/invalid or expired/);
+    // The JSON API takes PATs only: a password there is refused and counted.
+    await expect(c.password('ci', 'right', '10.0.0.4', { only: ['pat'] })).rejects.toThrow(/expected a personal access token/);
+    expect(limiter.failures).toEqual(['alice@10.0.0.1', 'ci@10.0.0.2', '@10.0.0.3', 'ci@10.0.0.4']);
+    const ci = new CountingVerifier('federated');
+    ci.answer = async () => {
+      throw new AuthenticationError('bad token');
     };
-    await expect(c.password('alice', 'pat_m', '127.0.0.1', refusing)).rejects.toThrow('locked');
-    expect(v.calls).toBe(1);
-    const off = credentials(new CountingVerifier('pat'), 0);
-    await off.password('alice', 'pat_l', '127.0.0.1', lockoutRead);
-    await off.password('alice', 'pat_l', '127.0.0.1', lockoutRead);
-    expect(reads).toBe(3);
+    await expect(credentials(ci, 10, limiter).password('oidc', 'federated_jwt', '10.0.0.5')).rejects.toThrow('bad token');
+    expect(limiter.failures.at(-1)).toBe('@10.0.0.5');
+  });
+
+  it('binds a refresh token to its service and re-checks its source on every use', async () => {
+    const limiter = new RecordingLimiter();
+    const v = new CountingVerifier('pat', { credentialId: 'pat-1' });
+    const c = credentials(v, 10, limiter);
+    const principal = await c.password('alice', 'pat_r', '127.0.0.1');
+    const rt = await c.issueRefresh(principal, 'registry-a');
+    await expect(c.refresh(rt, 'registry-b', '127.0.0.1')).rejects.toThrow(/issued for another service/);
+    expect((await c.refresh(rt, 'registry-a', '127.0.0.1')).account).toBe('alice');
+    expect(v.rechecks).toBe(1);
+    // The source refuses (the PAT was revoked): the refresh token is gone with it.
+    v.recheckAnswer = async () => {
+      throw new AuthenticationError('revoked');
+    };
+    await expect(c.refresh(rt, 'registry-a', '127.0.0.1')).rejects.toThrow('revoked');
+    v.recheckAnswer = async (p) => p;
+    await expect(c.refresh(rt, 'registry-a', '127.0.0.1')).rejects.toThrow(/invalid or expired/);
+  });
+
+  it("ends a static user's refresh tokens when the user is removed or the password changes", async () => {
+    const store = new MemoryStore();
+    const users = (hash: string) => new Map([['ci', { hash, labels: {} }]]);
+    const first = hashSync('right', 4);
+    const gate = (u: Map<string, { hash: string; labels: Record<string, string[]> }>) => new Credentials([new StaticUsers(u)], new RefreshTokens(store, 60), null, 0);
+    const before = gate(users(first));
+    const rt = await before.issueRefresh(await before.password('ci', 'right', '127.0.0.1'), 'registry');
+    expect((await gate(users(first)).refresh(rt, 'registry', '127.0.0.1')).account).toBe('ci');
+    await expect(gate(users(hashSync('new', 4))).refresh(rt, 'registry', '127.0.0.1')).rejects.toThrow(/password of this user has changed/);
+    const rt2 = await before.issueRefresh(await before.password('ci', 'right', '127.0.0.1'), 'registry');
+    await expect(gate(new Map()).refresh(rt2, 'registry', '127.0.0.1')).rejects.toThrow(/no longer exists/);
   });
 
   it('remembers no failure, no CI ID token, and nothing with a window of 0', async () => {

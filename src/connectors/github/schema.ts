@@ -12,6 +12,8 @@ export const githubConnectorSchema = z.strictObject({
   /** REST API root; derived from baseURL when absent (api.github.com or BASE/api/v3). */
   apiURL: z.string().url().optional(),
   allowedOrgs: z.array(z.string()).optional(),
+  /** Put before this connector's usernames and groups; see the oidc connector's accountPrefix. */
+  accountPrefix: z.string().default(''),
   loadTeams: z.boolean().default(true),
 });
 

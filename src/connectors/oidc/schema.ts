@@ -10,6 +10,11 @@ const common = {
   requiredGroups: z.array(z.string()).optional(),
   /** Static extra groups by email or username (Google without Cloud Identity, say). */
   groups: z.record(z.string(), z.array(z.string())).optional(),
+  /**
+   * Put before this connector's usernames and groups (`gh:` → account `gh:alice`, group `gh:platform`).
+   * Required on all but one connector when there are several: see src/identity/account-names.ts.
+   */
+  accountPrefix: z.string().default(''),
 };
 
 export const oidcConnectorSchema = z.strictObject({

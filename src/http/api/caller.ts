@@ -1,7 +1,9 @@
 import type { Context } from 'koa';
 import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { AuthenticationError } from '../../identity/principal.js';
-import { PAT_PREFIX, Pats, type PatRecord } from '../../tokens/pats.js';
+import type { PatRecord } from '../../tokens/pats.js';
+import { RateLimitedError } from '../../security/auth-limiter.js';
 import { HttpError } from '../errors.js';
 import { parseBasic } from '../token/request.js';
 import type { WebDeps } from '../web/deps.js';
@@ -10,7 +12,7 @@ import { Sessions } from '../web/session.js';
 export const unauthorized = (message: string) => new HttpError(401, 'UNAUTHORIZED', message, { 'WWW-Authenticate': 'Bearer realm="berth"' });
 
 export interface ApiCaller {
-  account: AccountRecord;
+  account: CurrentAccount;
   /** Set when the call was authenticated by a PAT rather than a browser session. */
   pat?: PatRecord;
 }
@@ -39,10 +41,17 @@ export async function apiCaller(ctx: Context, d: WebDeps): Promise<ApiCaller> {
       secret = b?.password ?? '';
       username = b?.username ?? null;
     }
-    if (!secret.startsWith(PAT_PREFIX) || Pats.shape(secret) !== 'ok') throw unauthorized('expected a personal access token');
-    const pat = await d.pats.lookup(secret);
+    // Through the credential gate, as at the token endpoint: failures are counted, lockouts apply.
+    let pat: PatRecord | null;
+    try {
+      const principal = await d.credentials.password(username ?? '', secret, ctx.ip, { only: ['pat'], noUsername: username === null });
+      pat = await d.patVerifier.record(principal);
+    } catch (e) {
+      if (e instanceof AuthenticationError) throw unauthorized(e.message);
+      if (e instanceof RateLimitedError) throw new HttpError(429, 'TOOMANYREQUESTS', e.message, { 'Retry-After': String(e.retryAfterSeconds) });
+      throw e;
+    }
     if (!pat) throw unauthorized('unknown, expired or revoked personal access token');
-    if (username !== null && username.toLowerCase() !== pat.username.toLowerCase()) throw unauthorized('this personal access token belongs to another user');
     return { account: await current(await d.accounts.get(pat.owner)), pat };
   }
   const session = await d.sessions.get(ctx);

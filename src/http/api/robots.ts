@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { robotName, RobotError, type RobotRecord, type RobotUsage, type Robots } from '../../robots/robots.js';
 import { HttpError } from '../errors.js';
 import type { WebDeps } from '../web/deps.js';
@@ -9,7 +9,7 @@ import { apiCaller, jsonBody } from './caller.js';
 export interface RobotApiDeps {
   web: WebDeps;
   robots: Robots;
-  isAdmin(account: AccountRecord): boolean;
+  isAdmin(account: CurrentAccount): boolean;
 }
 
 export function robotView(r: RobotRecord & { lastUsed?: RobotUsage }) {
@@ -56,7 +56,7 @@ export function robotInput(body: Record<string, unknown>) {
  * rotate, disable/enable, delete. Secrets are returned once, by create and rotate.
  */
 export function mountRobotApi(router: Router, d: RobotApiDeps): void {
-  const admin = async (ctx: Context): Promise<AccountRecord> => {
+  const admin = async (ctx: Context): Promise<CurrentAccount> => {
     const c = await apiCaller(ctx, d.web);
     if (c.pat?.restriction) throw new HttpError(403, 'DENIED', 'a restricted token cannot manage robots');
     if (!d.isAdmin(c.account)) throw new HttpError(403, 'DENIED', 'only administrators manage robot accounts');
@@ -70,7 +70,7 @@ export function mountRobotApi(router: Router, d: RobotApiDeps): void {
       throw e;
     }
   };
-  const audit = (event: string, who: AccountRecord, name: string) => d.web.log.info({ audit: event, account: who.identity.username, robot: name }, event);
+  const audit = (event: string, who: CurrentAccount, name: string) => d.web.log.info({ audit: event, account: who.name, robot: name }, event);
 
   router.get('/api/v1/robots', async (ctx) => {
     await admin(ctx);
@@ -82,7 +82,7 @@ export function mountRobotApi(router: Router, d: RobotApiDeps): void {
     const who = await admin(ctx);
     const input = robotInput(jsonBody(ctx, '{"name": "deploy-web", "repositories": ["apps/web"], "actions": ["pull", "push"], "expiresInDays": 90}'));
     await guard(async () => {
-      const { secret, record } = await d.robots.create({ ...input, owner: who.identity.username });
+      const { secret, record } = await d.robots.create({ ...input, owner: who.name });
       audit('robot.create', who, record.name);
       ctx.status = 201;
       ctx.set('Cache-Control', 'no-store');

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { PatPolicyError, type PatRecord, type PatUsage } from '../../tokens/pats.js';
 import { HttpError } from '../errors.js';
 import type { WebDeps } from '../web/deps.js';
@@ -24,7 +24,7 @@ function view(p: PatRecord & { lastUsed?: PatUsage }) {
  * an unrestricted one.
  */
 export function mountTokenApi(router: Router, d: WebDeps): void {
-  const caller = async (ctx: Context): Promise<AccountRecord> => {
+  const caller = async (ctx: Context): Promise<CurrentAccount> => {
     const c = await apiCaller(ctx, d);
     if (c.pat?.restriction) throw new HttpError(403, 'DENIED', 'a restricted token cannot manage tokens');
     return c.account;
@@ -41,8 +41,8 @@ export function mountTokenApi(router: Router, d: WebDeps): void {
     const body = jsonBody(ctx, '{"name": "...", "expiresInDays": 30, "repositories": ["team/**"], "actions": ["pull"]}');
     try {
       const input = parseTokenInput(body);
-      const { secret, record } = await d.pats.create({ owner: acct.key, username: acct.identity.username, ...input });
-      d.log.info({ audit: 'pat.create', account: acct.identity.username, pat: record.id, name: record.name, via: 'api' }, 'personal access token created');
+      const { secret, record } = await d.pats.create({ owner: acct.key, username: acct.name, ...input });
+      d.log.info({ audit: 'pat.create', account: acct.name, pat: record.id, name: record.name, via: 'api' }, 'personal access token created');
       ctx.status = 201;
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { ...view(record), token: secret, username: record.username };
@@ -55,7 +55,7 @@ export function mountTokenApi(router: Router, d: WebDeps): void {
   router.delete('/api/v1/tokens/:id', async (ctx) => {
     const acct = await caller(ctx);
     const ok = await d.pats.revoke(acct.key, ctx.params.id!);
-    d.log.info({ audit: 'pat.revoke', account: acct.identity.username, pat: ctx.params.id, found: ok, via: 'api' }, 'personal access token revoked');
+    d.log.info({ audit: 'pat.revoke', account: acct.name, pat: ctx.params.id, found: ok, via: 'api' }, 'personal access token revoked');
     if (!ok) throw new HttpError(404, 'NOT_FOUND', 'no such token');
     ctx.status = 204;
   });
@@ -63,7 +63,7 @@ export function mountTokenApi(router: Router, d: WebDeps): void {
   router.delete('/api/v1/tokens', async (ctx) => {
     const acct = await caller(ctx);
     const ids = await d.pats.revokeAll(acct.key);
-    d.log.info({ audit: 'pat.revoke', account: acct.identity.username, pats: ids, via: 'api' }, 'all personal access tokens revoked');
+    d.log.info({ audit: 'pat.revoke', account: acct.name, pats: ids, via: 'api' }, 'all personal access tokens revoked');
     ctx.body = { revoked: ids.length };
   });
 }

@@ -141,7 +141,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
 
   const signedIn = (ctx: Context) => currentViewer(ctx, d);
 
-  const viewerOf = (v: Viewer) => ({ username: v.account.identity.username, csrf: v.session.csrf });
+  const viewerOf = (v: Viewer) => ({ username: v.account.name, csrf: v.session.csrf });
   // The session's CSRF token is unique to it and never leaves the browser, so its hash names the session.
   const sessionId = (v: Viewer) => sha256Hex(`device-entry:${v.session.csrf}`);
   const tokenDays = () => Math.max(1, Math.round(d.pats.policy.defaultTTLSeconds / 86400));
@@ -166,7 +166,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
     const g = await grants.findByUserCode(typed);
     if (!g) {
       await grants.recordFailedEntry(sessionId(v), v.account.key);
-      d.log.info({ audit: 'device.lookup', outcome: 'unknown', account: v.account.identity.username, ip: ctx.ip }, 'unknown device user code entered');
+      d.log.info({ audit: 'device.lookup', outcome: 'unknown', account: v.account.name, ip: ctx.ip }, 'unknown device user code entered');
       return entry(ctx, v, 400, typed.slice(0, 20), UNKNOWN);
     }
     confirm(ctx, v, g);
@@ -229,7 +229,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
       if (decision !== 'approve' && decision !== 'deny') return entry(ctx, v, 400, undefined, 'Choose Approve or Deny.');
       if (await grants.entryBlocked(sessionId(v), v.account.key)) return entry(ctx, v, 429, undefined, TOO_MANY);
       const g = await grants.claimUserCode(f.user_code);
-      const who = v.account.identity.username;
+      const who = v.account.name;
       if (!g) {
         await grants.recordFailedEntry(sessionId(v), v.account.key);
         return entry(ctx, v, 400, undefined, UNKNOWN);

@@ -2,9 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Acl } from '../../policy/acl.js';
-import type { Credentials } from '../../identity/credentials.js';
+import { Credentials } from '../../identity/credentials.js';
 import { AuthenticationError, type Principal } from '../../identity/principal.js';
-import type { RefreshTokens } from '../../tokens/refresh-tokens.js';
 import type { RegistryTokenSigner } from '../../tokens/registry-jwt.js';
 import { StoreUnavailableError } from '../../store/store.js';
 import { formatScope } from '../../policy/scope.js';
@@ -12,7 +11,7 @@ import { badRequest, HttpError, sendError, unavailable } from '../errors.js';
 import { MAX_QUERY_LENGTH, parseTokenRequest, type TokenRequest } from './request.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
-import { RateLimitedError, type AuthLimiter } from '../../security/auth-limiter.js';
+import { RateLimitedError } from '../../security/auth-limiter.js';
 import { REUSE_KEY, type KeyedRequest, type TokenReuse } from './reuse.js';
 
 /**
@@ -29,9 +28,7 @@ export interface TokenEndpointDeps {
   credentials: Credentials;
   acl: Acl;
   signer: RegistryTokenSigner;
-  refreshTokens: RefreshTokens;
   realm: string;
-  limiter: AuthLimiter;
   reuse: TokenReuse;
   /** The client address, computed as fast-path.ts computes it (reuse keys must agree). */
   clientIp: (req: IncomingMessage) => string;
@@ -58,30 +55,6 @@ function checkService(req: TokenRequest, services: ReadonlySet<string> | null): 
 export function tokenEndpoint(deps: TokenEndpointDeps) {
   const challenge = `Basic realm=${JSON.stringify(deps.realm)}`;
 
-  /**
-   * Failed-authentication limits around step 2.
-   */
-  async function authenticateWithLimits(req: TokenRequest, ip: string): Promise<Principal> {
-    if (req.grantType === 'none') return authenticate(req, deps.credentials, ip);
-    // Federated CI tokens share user names (`oidc`), so their failures count per address only:
-    // ten forged tokens must not lock every pipeline out.
-    const kind = req.grantType === 'password' ? deps.credentials.kindOf(req.password) : 'refresh';
-    const who = req.grantType === 'password' && kind !== 'federated' ? req.username : '';
-    const secret = req.grantType === 'password' ? req.password : req.refreshToken;
-    try {
-      // Passwords can be guessed, so a locked-out account or address is refused before bcrypt
-      // runs — unless the password was verified moments ago (Credentials remembers it), which is
-      // not a guess. PATs, robot secrets, refresh and ID tokens cannot be guessed (160+ random
-      // bits, or a signature): their failures are counted, but a success is not held up by a
-      // lockout read.
-      const lockoutRead = kind === 'static' ? () => deps.limiter.check(who, ip) : undefined;
-      return await authenticate(req, deps.credentials, ip, lockoutRead);
-    } catch (e) {
-      if (e instanceof AuthenticationError) await deps.limiter.failure(who, secret, ip);
-      throw e;
-    }
-  }
-
   return async function handleTokenRequest(ctx: Context): Promise<void> {
     const started = process.hrtime.bigint();
     let req: TokenRequest | undefined;
@@ -97,13 +70,13 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       if (ctx.method === 'GET' && !ctx.querystring.includes('offline_token=true')) reuseKey = (ctx.req as KeyedRequest)[REUSE_KEY] ?? deps.reuse.keyFor(ctx.querystring, ctx.get('authorization'), ip);
       req = parseTokenRequest(ctx);
       checkService(req, deps.services);
-      principal = await authenticateWithLimits(req, ip);
+      principal = await authenticate(req, deps.credentials, ip);
       const { decisions, access } = authorize(req, principal, deps.acl, ip);
       const signed = deps.signer.sign({ sub: principal.account, aud: req.service, access }, undefined, principal.tokenTTLSeconds);
       const issuedAt = new Date(signed.issuedAt * 1000).toISOString();
       let refreshToken: string | undefined;
       // A CI job's ID token lives minutes: it must not turn into a 30-day refresh token.
-      if (req.offline && principal.kind !== 'anonymous' && principal.kind !== 'federated') refreshToken = await deps.refreshTokens.issue(principal);
+      if (req.offline && Credentials.mayRefresh(principal)) refreshToken = await deps.credentials.issueRefresh(principal, req.service);
       ctx.set('Cache-Control', 'no-store');
       if (req.method === 'POST') {
         ctx.body = {

@@ -16,6 +16,7 @@ export interface TokenRequest {
 }
 
 export const MAX_SCOPES = 64;
+const BERTH_SECRET = /^berth_(pat|rbt|rt)_/;
 export const MAX_QUERY_LENGTH = 8192;
 const MAX_CREDENTIAL_LENGTH = 8192;
 
@@ -49,11 +50,11 @@ export function parseBasic(header: string | undefined): { username: string; pass
   if (colon < 0) throw badRequest('malformed Basic credentials: expected user:password');
   const username = decoded.slice(0, colon);
   const password = decoded.slice(colon + 1);
-  // Basic credentials split at the first colon, but robot accounts are named `robot:NAME`. A robot's
-  // short name and secret never contain a colon, so `robot:NAME:SECRET` is read unambiguously (and
-  // the user name `robot` on its own is reserved).
-  const second = password.indexOf(':');
-  if (username === 'robot' && second > 0) return { username: `robot:${password.slice(0, second)}`, password: password.slice(second + 1) };
+  // Basic credentials split at the first colon (RFC 7617), but account names from a prefixed source
+  // carry one (`robot:deploy`, `gh:alice`). Berth's own secrets never contain a colon, so
+  // `gh:alice:berth_pat_…` is read with the user name up to the last colon; so is `robot:NAME:SECRET`.
+  const last = decoded.lastIndexOf(':');
+  if (last > colon && BERTH_SECRET.test(decoded.slice(last + 1))) return { username: decoded.slice(0, last), password: decoded.slice(last + 1) };
   return { username, password };
 }
 
@@ -101,8 +102,8 @@ export function parseTokenRequest(ctx: Context): TokenRequest {
   const auth = ctx.get('authorization');
   if (auth.length > MAX_CREDENTIAL_LENGTH) throw badRequest('Authorization header too long');
   const basic = parseBasic(auth || undefined);
-  // Clients that split `robot:NAME:SECRET` at the first colon themselves send account=robot.
-  const sameAccount = (a: string, user: string) => a === user || (a === 'robot' && user.startsWith('robot:'));
+  // Clients that split `robot:NAME:SECRET` at the first colon themselves send account=robot (gh for gh:alice).
+  const sameAccount = (a: string, user: string) => a === user || user.startsWith(`${a}:`);
   if (basic && account !== undefined && account !== '' && !sameAccount(account, basic.username)) throw badRequest('account parameter does not match the user name in the Authorization header');
   if (!basic) return { method: 'GET', grantType: 'none', username: '', password: '', refreshToken: '', service, scopes, offline, clientId };
   return { method: 'GET', grantType: 'password', username: basic.username, password: basic.password, refreshToken: '', service, scopes, offline, clientId };

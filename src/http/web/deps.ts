@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { CallbackConnector } from '../../connectors/connector.js';
-import type { AccountRecord, Accounts } from '../../identity/accounts.js';
-import type { ContinuousAccess } from '../../identity/continuous-access.js';
-import type { StaticUsers } from '../../identity/static-users.js';
+import type { Accounts } from '../../identity/accounts.js';
+import type { ContinuousAccess, CurrentAccount } from '../../identity/continuous-access.js';
+import type { Credentials } from '../../identity/credentials.js';
+import type { PatVerifier } from '../../identity/pat-verifier.js';
 import type { Pats } from '../../tokens/pats.js';
 import type { Sessions } from './session.js';
-import type { AuthLimiter } from '../../security/auth-limiter.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { PageEnv } from './pages.js';
 
@@ -17,15 +17,16 @@ export interface WebDeps {
   /** Per connector: its configured redirectURL, else `${publicURL}/callback/${id}`. */
   redirectURI(connectorId: string): string;
   localLogin: boolean;
-  staticUsers: StaticUsers;
+  /** The credential gate: the web form's passwords and the API's PATs are checked there, like every other secret. */
+  credentials: Credentials;
+  patVerifier: PatVerifier;
   accounts: Accounts;
   access: ContinuousAccess;
   pats: Pats;
   sessions: Sessions;
   recheckMinutes: number;
-  limiter: AuthLimiter;
   /** Admins (config `admin`) see the robot accounts page. */
-  isAdmin(account: AccountRecord): boolean;
+  isAdmin(account: CurrentAccount): boolean;
   metrics: Metrics;
   log: Logger;
 }

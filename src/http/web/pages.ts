@@ -1,4 +1,4 @@
-import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import type { PatRecord, PatUsage } from '../../tokens/pats.js';
 import { html, layout, type Html } from './html.js';
 
@@ -56,7 +56,7 @@ function restrictionText(p: PatRecord): string {
 }
 
 export interface TokensPageInput {
-  account: AccountRecord;
+  account: CurrentAccount;
   pats: (PatRecord & { lastUsed?: PatUsage })[];
   csrf: string;
   defaultDays: number;
@@ -72,7 +72,7 @@ export function tokensPage(env: PageEnv, p: TokensPageInput): string {
   const id = p.account.identity;
   const loginCmd = p.created ? `printf '%s' '${p.created.secret}' | docker login ${env.registryHost} -u ${p.created.record.username} --password-stdin` : '';
   return layout(
-    { title: 'Access tokens', appTitle: env.appTitle, user: id.username, csrf: p.csrf },
+    { title: 'Access tokens', appTitle: env.appTitle, user: p.account.name, csrf: p.csrf },
     html`<h1>Access tokens</h1>
 ${message('notice', p.notice)}${message('error', p.error)}
 ${
@@ -87,7 +87,7 @@ ${
 </div>`
     : ''
 }
-<div class="card"><h2>Signed in as ${id.username}</h2>
+<div class="card"><h2>Signed in as ${p.account.name}</h2>
 <p>via <strong>${p.recheck.provider}</strong>${id.email ? html` · ${id.email}` : ''}</p>
 <p>Groups: ${id.groups.length ? id.groups.map((g) => html`<span class="tag">${g}</span>`) : html`<span class="muted">none</span>`}</p>
 <p class="muted">${

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { RobotError, type RobotRecord, type Robots } from '../../robots/robots.js';
 import { HttpError } from '../errors.js';
 import { robotInput } from '../api/robots.js';
@@ -11,7 +11,7 @@ import { currentViewer } from './viewer.js';
 
 const date = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(0, 10) : 'never');
 
-function render(d: WebDeps, account: AccountRecord, csrf: string, robots: RobotRecord[], msg: { created?: { name: string; secret: string }; error?: string; notice?: string }): string {
+function render(d: WebDeps, account: CurrentAccount, csrf: string, robots: RobotRecord[], msg: { created?: { name: string; secret: string }; error?: string; notice?: string }): string {
   const action = (r: RobotRecord, verb: string, label: string, cls = 'secondary') =>
     html`<form method="post" action="/robots/${encodeURIComponent(r.name)}/${verb}" class="inline"><input type="hidden" name="csrf" value="${csrf}"><button class="${cls}" type="submit" aria-label="${label} ${r.name}">${label}</button></form>`;
   return layout(
@@ -45,7 +45,7 @@ ${
 }
 
 /** The admin page for robots; every action is a CSRF-checked form post. */
-export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAdmin: (a: AccountRecord) => boolean): void {
+export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAdmin: (a: CurrentAccount) => boolean): void {
   const guard = async (ctx: Context, post: boolean) => {
     // A session whose account the provider no longer accepts ends here too, like on every page.
     const viewer = await currentViewer(ctx, d);
@@ -58,7 +58,7 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
     if (post && !Sessions.csrfValid(viewer.session, body.csrf)) throw new HttpError(403, 'CSRF', 'the form was missing its security token; reload the page');
     return { account: viewer.account, csrf: viewer.session.csrf, body };
   };
-  const show = async (ctx: Context, g: { account: AccountRecord; csrf: string }, msg: Parameters<typeof render>[4] = {}, status = 200) => {
+  const show = async (ctx: Context, g: { account: CurrentAccount; csrf: string }, msg: Parameters<typeof render>[4] = {}, status = 200) => {
     sendPage(ctx, status, render(d, g.account, g.csrf, await robots.list(), msg));
   };
   router.get('/robots', async (ctx) => {
@@ -69,8 +69,8 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
     const g = await guard(ctx, true);
     if (!g) return;
     try {
-      const { secret, record } = await robots.create({ ...robotInput(g.body), owner: g.account.identity.username });
-      d.log.info({ audit: 'robot.create', account: g.account.identity.username, robot: record.name, via: 'web' }, 'robot created');
+      const { secret, record } = await robots.create({ ...robotInput(g.body), owner: g.account.name });
+      d.log.info({ audit: 'robot.create', account: g.account.name, robot: record.name, via: 'web' }, 'robot created');
       await show(ctx, g, { created: { name: record.name, secret } }, 201);
     } catch (e) {
       if (e instanceof RobotError || e instanceof HttpError) return show(ctx, g, { error: e.message }, 400);
@@ -85,7 +85,7 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
       switch (ctx.params.verb) {
         case 'rotate': {
           const { secret } = await robots.rotate(name);
-          d.log.info({ audit: 'robot.rotate', account: g.account.identity.username, robot: name, via: 'web' }, 'robot rotated');
+          d.log.info({ audit: 'robot.rotate', account: g.account.name, robot: name, via: 'web' }, 'robot rotated');
           return show(ctx, g, { created: { name, secret } });
         }
         case 'disable':
@@ -98,7 +98,7 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
         default:
           throw new HttpError(404, 'NOT_FOUND', 'no such action');
       }
-      d.log.info({ audit: `robot.${ctx.params.verb}`, account: g.account.identity.username, robot: name, via: 'web' }, `robot ${ctx.params.verb}`);
+      d.log.info({ audit: `robot.${ctx.params.verb}`, account: g.account.name, robot: name, via: 'web' }, `robot ${ctx.params.verb}`);
       await show(ctx, g, { notice: `${name}: ${ctx.params.verb}d.` });
     } catch (e) {
       if (e instanceof RobotError) return show(ctx, g, { error: e.message }, e.status);

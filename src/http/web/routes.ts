@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LoginRefusedError, type Identity } from '../../identity/identity.js';
+import { AccountNameError } from '../../identity/account-names.js';
 import { LOCAL_CONNECTOR } from '../../identity/continuous-access.js';
-import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { AuthenticationError } from '../../identity/principal.js';
 import { PatPolicyError } from '../../tokens/pats.js';
 import { StoreUnavailableError } from '../../store/store.js';
@@ -26,7 +27,7 @@ function form(ctx: Context): Record<string, unknown> {
 export function mountWebRoutes(router: Router, d: WebDeps): void {
   const signedIn = (ctx: Context) => currentViewer(ctx, d);
 
-  const renderTokens = async (ctx: Context, s: { session: SessionData; account: AccountRecord }, extra: Partial<TokensPageInput> = {}, status = 200) => {
+  const renderTokens = async (ctx: Context, s: { session: SessionData; account: CurrentAccount }, extra: Partial<TokensPageInput> = {}, status = 200) => {
     const connector = d.connectors.get(s.account.identity.connector);
     page(
       ctx,
@@ -85,7 +86,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
   const finish = async (ctx: Context, identity: Identity, returnTo: string) => {
     const account = await d.accounts.recordLogin(identity);
     await d.sessions.create(ctx, account.key);
-    d.log.info({ audit: 'login', outcome: 'success', connector: identity.connector, account: identity.username, groups: identity.groups, ip: ctx.ip }, 'signed in');
+    d.log.info({ audit: 'login', outcome: 'success', connector: identity.connector, account: account.name, groups: account.identity.groups, ip: ctx.ip }, 'signed in');
     d.metrics.logins.inc({ connector: identity.connector, outcome: 'success' });
     ctx.redirect(returnTo);
   };
@@ -106,7 +107,8 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
       const identity = await connector.handleCallback(new URL(ctx.originalUrl, d.publicURL), attempt);
       await finish(ctx, identity, attempt.returnTo);
     } catch (e) {
-      if (e instanceof LoginRefusedError) return refuse(e.message);
+      // A name another source owns, or another person holds: no session, and the page says why.
+      if (e instanceof LoginRefusedError || e instanceof AccountNameError) return refuse(e.message);
       if (e instanceof StoreUnavailableError) throw e;
       d.log.warn({ connector: connector.id, err: (e as Error).message }, 'callback failed');
       return refuse(`${connector.name} could not confirm the sign-in. Please try again.`);
@@ -121,11 +123,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     const password = typeof f.password === 'string' ? f.password : '';
     try {
       if (!username || !password || password.length > 1024) throw new AuthenticationError('invalid username or password');
-      await d.limiter.check(username, ctx.ip);
-      const p = await d.staticUsers.authenticate(username, password).catch(async (e: unknown) => {
-        if (e instanceof AuthenticationError) await d.limiter.failure(username, password, ctx.ip);
-        throw e;
-      });
+      const p = await d.credentials.password(username, password, ctx.ip, { only: ['static'] });
       await finish(ctx, { connector: LOCAL_CONNECTOR, subject: username, username, groups: p.labels.groups ?? [], claims: { labels: p.labels } }, safeReturnTo(f.returnTo));
     } catch (e) {
       if (e instanceof RateLimitedError) {
@@ -172,8 +170,8 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     if (!s) return;
     try {
       const input = parseTokenInput(form(ctx));
-      const created = await d.pats.create({ owner: s.account.key, username: s.account.identity.username, ...input });
-      d.log.info({ audit: 'pat.create', account: s.account.identity.username, pat: created.record.id, name: created.record.name, expiresAt: created.record.expiresAt, restriction: created.record.restriction }, 'personal access token created');
+      const created = await d.pats.create({ owner: s.account.key, username: s.account.name, ...input });
+      d.log.info({ audit: 'pat.create', account: s.account.name, pat: created.record.id, name: created.record.name, expiresAt: created.record.expiresAt, restriction: created.record.restriction }, 'personal access token created');
       await renderTokens(ctx, s, { created }, 201);
     } catch (e) {
       if (!(e instanceof PatPolicyError)) throw e;
@@ -185,7 +183,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     const s = await requireSession(ctx, true);
     if (!s) return;
     const ids = await d.pats.revokeAll(s.account.key);
-    d.log.info({ audit: 'pat.revoke', account: s.account.identity.username, pats: ids }, 'all personal access tokens revoked');
+    d.log.info({ audit: 'pat.revoke', account: s.account.name, pats: ids }, 'all personal access tokens revoked');
     await renderTokens(ctx, s, { notice: `Revoked ${ids.length} token${ids.length === 1 ? '' : 's'}.` });
   });
 
@@ -194,7 +192,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     if (!s) return;
     const id = ctx.params.id!;
     const ok = await d.pats.revoke(s.account.key, id);
-    d.log.info({ audit: 'pat.revoke', account: s.account.identity.username, pat: id, found: ok }, 'personal access token revoked');
+    d.log.info({ audit: 'pat.revoke', account: s.account.name, pat: id, found: ok }, 'personal access token revoked');
     await renderTokens(ctx, s, ok ? { notice: 'Token revoked.' } : { error: 'No such token.' }, ok ? 200 : 404);
   });
 }

@@ -1,12 +1,12 @@
 import type { Context } from 'koa';
-import type { AccountRecord } from '../../identity/accounts.js';
+import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { AuthenticationError } from '../../identity/principal.js';
 import type { WebDeps } from './deps.js';
 import type { SessionData } from './session.js';
 
 export interface Viewer {
   session: SessionData;
-  account: AccountRecord;
+  account: CurrentAccount;
 }
 
 /**
