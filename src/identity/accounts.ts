@@ -38,6 +38,8 @@ export function labelsOf(identity: Omit<Identity, 'upstream'>): Record<string, s
 }
 
 const nameKey = (name: string) => `acctname:${name.toLowerCase()}`;
+/** Published when an account's name, groups or standing change, so replicas drop remembered answers. */
+export const ACCOUNT_CHANGED_CHANNEL = 'account-changed';
 
 export class Accounts {
   constructor(
@@ -101,6 +103,11 @@ export class Accounts {
       name = this.nameOf(previous);
     }
     const rec: AccountRecord = { key, identity: visible, name, status: 'active', loginAt: now, checkedAt: now };
+    const before = previous ?? (await this.get(key));
+    // A new name or other groups: answers and verifications remembered under the old ones must go.
+    if (before && (before.name !== name || JSON.stringify(before.identity.groups) !== JSON.stringify(visible.groups))) {
+      await this.store.publish(ACCOUNT_CHANGED_CHANNEL, key).catch(() => {});
+    }
     if (upstream && Object.keys(upstream).length) rec.upstreamSealed = this.sealer.seal(JSON.stringify(upstream));
     await this.save(rec);
     return rec;

@@ -15,8 +15,7 @@ export const LOCAL_CONNECTOR = LOCAL_CONNECTOR_ID;
 
 /** An account as it stands now: re-checked when due, and its registry name validated against the namespace. */
 export type CurrentAccount = AccountRecord & { name: string };
-/** Published when the provider no longer accepts an account, so replicas drop cached answers. */
-export const ACCOUNT_CHANGED_CHANNEL = 'account-changed';
+export { ACCOUNT_CHANGED_CHANNEL } from './accounts.js';
 
 /**
  * Keeps an account's groups current while its PATs are used. After `ttl` the provider is asked again

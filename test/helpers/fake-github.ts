@@ -89,6 +89,11 @@ export interface FakeGithub {
   tokensOf(login: string): string[];
   revokeToken(token: string): void;
   revokeTokensOf(login: string): void;
+  /**
+   * GitHub lets a user change their login (same numeric id, tokens keep working); the old login is
+   * then free for anyone to register.
+   */
+  renameUser(from: string, to: string): void;
   close(): Promise<void>;
 }
 
@@ -188,6 +193,14 @@ export async function startFakeGithub(opts: { clientID?: string; clientSecret?: 
     },
     revokeTokensOf(login) {
       for (const t of fake.tokensOf(login)) tokens.delete(t);
+    },
+    renameUser(from, to) {
+      const u = mustUser(from);
+      users.delete(from.toLowerCase());
+      u.login = to;
+      users.set(to.toLowerCase(), u);
+      for (const t of tokens.values()) if (t.login === from.toLowerCase()) t.login = to.toLowerCase();
+      if (signedIn === from.toLowerCase()) signedIn = to.toLowerCase();
     },
     close() {
       return new Promise<void>((resolve) => {

@@ -431,10 +431,10 @@ describe('federation configuration', () => {
     expect(await problems(base({ account: 'ci:${ repo }' }))).toEqual([expect.stringMatching(/^federation\[0\]\.account: \$\{ repo \} is not a claim reference/)]);
     expect(await problems(base({ id: 'oidc' }))).toEqual([expect.stringMatching(/^federation\[0\]\.id: "oidc" is the user name for any policy/)]);
     expect(await problems(base({ audiences: 'x' }))).toEqual(['federation[0].audiences: unknown key']);
-    expect(await problems(base({}, [{ id: 'gh', issuer: 'https://gitlab.com', audience: 'berth', claims: { project_path: 'g/p' }, account: 'gl' }]))).toEqual([
+    expect(await problems(base({}, [{ id: 'gh', issuer: 'https://gitlab.com', audience: 'berth', claims: { project_path: 'g/p' }, account: 'gl:${project_path}' }]))).toEqual([
       'federation[1].id: duplicate id gh (also federation[0])',
     ]);
-    expect(await problems(base({}, [{ id: 'gh2', issuer: 'https://token.actions.githubusercontent.com', audience: 'berth', claims: { repository: 'a/b' }, account: 'x', jwksURI: 'https://example.com/keys' }]))).toEqual([
+    expect(await problems(base({}, [{ id: 'gh2', issuer: 'https://token.actions.githubusercontent.com', audience: 'berth', claims: { repository: 'a/b' }, account: 'ci:${repository}', jwksURI: 'https://example.com/keys' }]))).toEqual([
       expect.stringMatching(/^federation\[1\]: policies for issuer .* must agree on jwksURI/),
     ]);
   });
