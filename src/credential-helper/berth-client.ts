@@ -83,6 +83,7 @@ function onBerthOrigin(berth: string, raw: string): string {
   if (u.origin !== origin || u.username || u.password) {
     throw new HelperError(`Berth at ${berth} sent a sign-in address that is not on its own origin (${origin}); refusing to show it. If Berth's public URL differs from the one configured here, configure that one.`);
   }
+  if (u.href.length > 2048) throw new HelperError(`Berth at ${berth} sent a sign-in address of ${u.href.length} characters; refusing to show it`);
   return u.href;
 }
 

@@ -117,6 +117,23 @@ describe('a server that prints control characters', () => {
     expect(run.stdout.split('\n')).toHaveLength(2);
   });
 
+  it('cannot flood the terminal: long codes and texts are cut, a long address is refused', async () => {
+    const long = await hostile((o) => ({ ...goodCode(o), user_code: 'B'.repeat(100_000) }), [{ status: 400, body: { error: 'e'.repeat(100_000), error_description: 'd'.repeat(100_000) } }]);
+    const h = freshHome();
+    const env = { HOME: h.HOME, XDG_CONFIG_HOME: h.XDG_CONFIG_HOME, BERTH_URL: long.url, BERTH_REGISTRIES: 'registry.example.com' };
+    const run = await runHelper(['get'], 'registry.example.com', env);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^Berth ended the sign-in: e+…: d+…\n$/);
+    expect(run.stdout.length).toBeLessThan(1000);
+    expect(run.stderr.length).toBeLessThan(1000);
+
+    const address = await hostile((o) => ({ ...goodCode(o), verification_uri: `${o}/device?pad=${'p'.repeat(100_000)}` }));
+    const refused = await runHelper(['get'], 'registry.example.com', { ...env, BERTH_URL: address.url });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/sent a sign-in address of \d+ characters; refusing to show it\n$/);
+    expect(refused.stderr).toBe('');
+  });
+
   it('refuses a user name with control characters instead of storing and printing it', async () => {
     const srv = await hostile(goodCode, [{ status: 200, body: { access_token: 'berth_pat_x', token_type: 'Bearer', username: `mallory${NASTY}`, expires_in: 3600, token_id: 't1' } }]);
     const h = freshHome();
