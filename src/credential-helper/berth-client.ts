@@ -1,4 +1,5 @@
 import { HelperError } from './errors.js';
+import { hasControls, printable } from './terminal.js';
 
 export const CLIENT_ID = 'docker-credential-berth';
 export const DEVICE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -51,12 +52,39 @@ const form = (fields: Record<string, string>) => ({
   body: new URLSearchParams(fields).toString(),
 });
 
-/** Berth's error text in either of its shapes (OAuth, or the registry's `errors` list). */
+/** Berth's error text in either of its shapes (OAuth, or the registry's `errors` list), fit to print. */
 function describe(body: Record<string, unknown> | null, status: number): string {
-  if (body && typeof body.error_description === 'string') return body.error_description;
+  if (body && typeof body.error_description === 'string') return printable(body.error_description);
   const errors = body?.errors;
-  if (Array.isArray(errors) && errors[0] && typeof (errors[0] as { message?: unknown }).message === 'string') return (errors[0] as { message: string }).message;
+  if (Array.isArray(errors) && errors[0] && typeof (errors[0] as { message?: unknown }).message === 'string') return printable((errors[0] as { message: string }).message);
   return `HTTP ${status}`;
+}
+
+/** A user name goes into credentials.json, docker's requests and messages: one with controls is refused. */
+function userName(berth: string, name: string): string {
+  if (name === '' || name.length > 256 || hasControls(name)) throw new HelperError(`Berth at ${berth} sent an unusable user name (empty, too long or with control characters); refusing the token`);
+  return name;
+}
+
+/**
+ * Where the person is sent must be this Berth: a `javascript:` or `data:` URI, another host or port,
+ * or `user@` in front of the host (which reads like a host) could send them to someone else's page
+ * to type their password and code into. Returns the URL as the parser normalised it (controls
+ * percent-encoded), and never echoes a refused one.
+ */
+function onBerthOrigin(berth: string, raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    u = new URL('invalid:');
+  }
+  const origin = new URL(berth).origin;
+  if (u.origin !== origin || u.username || u.password) {
+    throw new HelperError(`Berth at ${berth} sent a sign-in address that is not on its own origin (${origin}); refusing to show it. If Berth's public URL differs from the one configured here, configure that one.`);
+  }
+  if (u.href.length > 2048) throw new HelperError(`Berth at ${berth} sent a sign-in address of ${u.href.length} characters; refusing to show it`);
+  return u.href;
 }
 
 export async function requestDeviceCode(berth: string): Promise<DeviceCodeResponse> {
@@ -69,10 +97,11 @@ export async function requestDeviceCode(berth: string): Promise<DeviceCodeRespon
   }
   return {
     device_code,
-    user_code,
-    verification_uri,
+    // RFC 8628 user codes are a few characters; anything else only has to stay harmless on screen.
+    user_code: printable(user_code, 64),
+    verification_uri: onBerthOrigin(berth, verification_uri),
     expires_in,
-    ...(typeof verification_uri_complete === 'string' ? { verification_uri_complete } : {}),
+    ...(typeof verification_uri_complete === 'string' ? { verification_uri_complete: onBerthOrigin(berth, verification_uri_complete) } : {}),
     ...(typeof interval === 'number' ? { interval } : {}),
   };
 }
@@ -89,13 +118,14 @@ export async function pollDeviceToken(berth: string, deviceCode: string): Promis
     return {
       kind: 'token',
       accessToken: body.access_token,
-      username: body.username,
+      username: userName(berth, body.username),
       expiresIn: typeof body.expires_in === 'number' ? body.expires_in : null,
       tokenId: typeof body.token_id === 'string' ? body.token_id : null,
     };
   }
   if (res.status === 400 && body && typeof body.error === 'string') {
-    return { kind: 'error', error: body.error, description: typeof body.error_description === 'string' ? body.error_description : body.error, interval: typeof body.interval === 'number' ? body.interval : null };
+    const error = printable(body.error, 100);
+    return { kind: 'error', error, description: typeof body.error_description === 'string' ? printable(body.error_description) : error, interval: typeof body.interval === 'number' ? body.interval : null };
   }
   return { kind: 'unreachable', why: `Berth answered HTTP ${res.status}: ${describe(body, res.status)}` };
 }
@@ -116,7 +146,7 @@ export async function createToken(berth: string, bearer: string, input: { name: 
   if (res.status !== 201 || !body) throw new HelperError(`Berth refused to create a token: ${describe(body, res.status)}`);
   const { id, token, username, createdAt, expiresAt } = body;
   if (typeof id !== 'string' || typeof token !== 'string' || typeof username !== 'string' || typeof expiresAt !== 'string') throw new HelperError('Berth answered the token request without id, token, username and expiresAt');
-  return { id, token, username, createdAt: typeof createdAt === 'string' ? Date.parse(createdAt) : Date.now(), expiresAt: Date.parse(expiresAt) };
+  return { id, token, username: userName(berth, username), createdAt: typeof createdAt === 'string' ? Date.parse(createdAt) : Date.now(), expiresAt: Date.parse(expiresAt) };
 }
 
 /** Revokes a PAT by id; true when Berth removed it or it was already gone. */

@@ -3,7 +3,8 @@ import { CredentialFile, type StoredCredential } from './credential-file.js';
 import { deviceLogin, type LoginIO } from './device-login.js';
 import { CredentialsNotFoundError } from './errors.js';
 import { registryKey } from './server-url.js';
-import { berthFor, type HelperSettings } from './settings.js';
+import { berthFor, notConfiguredHint, type HelperSettings } from './settings.js';
+import { printable } from './terminal.js';
 import { createSuccessor, expired, renewable, renewalDue, revokePredecessor } from './renewal.js';
 
 /** The four credential operations over credentials.json, signing in or renewing when needed. */
@@ -28,8 +29,17 @@ export class Commands {
       let c = creds[key];
       if (c && !expired(c, this.io.now()) && renewalDue(c, this.settings.renew, this.io.now())) c = await this.renew(creds, key, c);
       if (c && !expired(c, this.io.now())) return c;
+      // A stored token's own Berth may sign in again for it: that registry was configured when it was obtained.
       const berth = berthFor(this.settings, key) ?? (c && c.source !== 'docker' ? (c.berthURL ?? null) : null);
-      if (!berth || !this.settings.interactiveLogin) throw new CredentialsNotFoundError();
+      // docker reads only stdout ("not found" there lets it carry on anonymously); people read stderr.
+      if (!berth) {
+        this.io.tell(notConfiguredHint(this.settings, printable(key)));
+        throw new CredentialsNotFoundError();
+      }
+      if (!this.settings.interactiveLogin) {
+        this.io.tell(`docker-credential-berth: no token for ${printable(key)} and BERTH_NO_LOGIN=1 forbids signing in; sign in once without it, or use docker login\n`);
+        throw new CredentialsNotFoundError();
+      }
       const fresh = await deviceLogin(berth, key, this.io);
       creds[key] = fresh;
       await this.file.write(creds);

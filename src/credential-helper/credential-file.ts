@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HelperError } from './errors.js';
 import { secretLabel, type SecretStore } from './secret-store.js';
@@ -70,23 +71,58 @@ export class CredentialFile {
     if ((st.mode & 0o077) !== 0) await chmod(this.dir, 0o700);
   }
 
-  private async readFile(): Promise<Record<string, FileEntry>> {
-    let raw: string;
+  /**
+   * Opens credentials.json only if it is a regular file of its own: a symbolic link is not followed
+   * (O_NOFOLLOW), so the helper never tightens the mode of, or reads and reports on, a file elsewhere;
+   * O_NONBLOCK keeps a FIFO in its place from hanging docker. The checks run on the opened file, not
+   * on the path, so nothing can be swapped in between.
+   */
+  private async openRegular(): Promise<FileHandle | null> {
+    const notRegular = (what: string) => new HelperError(`${this.path} is not a regular file (${what}); refusing to use it. Move it away; the next pull signs in again.`);
+    let fh: FileHandle;
     try {
-      const st = await stat(this.path);
-      if ((st.mode & 0o077) !== 0) {
-        this.warn(`${this.path} was readable by others; restricting it to you (mode 0600). Consider revoking the tokens in it.`);
-        await chmod(this.path, 0o600);
-      }
-      raw = await readFile(this.path, 'utf8');
+      fh = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      if (code === 'ELOOP' || code === 'EMLINK') throw notRegular('a symbolic link');
       throw new HelperError(`cannot read ${this.path}: ${(e as Error).message}`);
     }
     try {
-      const doc = JSON.parse(raw) as FileShape;
-      if (doc.version !== 1 || !doc.credentials || typeof doc.credentials !== 'object') throw new Error('unexpected layout');
-      for (const e of Object.values(doc.credentials)) if (typeof e.secret !== 'string' && typeof e.secretStore !== 'string') throw new Error('an entry has neither a secret nor a secretStore');
+      const st = await fh.stat();
+      if (!st.isFile()) throw notRegular(st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a named pipe' : 'a special file');
+      if ((st.mode & 0o077) !== 0) {
+        this.warn(`${this.path} was readable by others; restricting it to you (mode 0600). Consider revoking the tokens in it.`);
+        await fh.chmod(0o600);
+      }
+      return fh;
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  private async readFile(): Promise<Record<string, FileEntry>> {
+    const fh = await this.openRegular();
+    if (!fh) return {};
+    let raw: string;
+    try {
+      raw = await fh.readFile('utf8');
+    } catch (e) {
+      throw new HelperError(`cannot read ${this.path}: ${(e as Error).message}`);
+    } finally {
+      await fh.close();
+    }
+    // The reasons below never quote the file: JSON.parse's own message would echo its first characters.
+    let doc: FileShape;
+    try {
+      doc = JSON.parse(raw) as FileShape;
+    } catch {
+      throw new HelperError(`${this.path} is damaged (not JSON); delete it and sign in again`);
+    }
+    try {
+      if (!doc || doc.version !== 1 || !doc.credentials || typeof doc.credentials !== 'object') throw new Error('unexpected layout');
+      for (const e of Object.values(doc.credentials)) if (!e || (typeof e.secret !== 'string' && typeof e.secretStore !== 'string')) throw new Error('an entry has neither a secret nor a secretStore');
       return doc.credentials;
     } catch (e) {
       throw new HelperError(`${this.path} is damaged (${(e as Error).message}); delete it and sign in again`);

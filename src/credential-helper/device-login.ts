@@ -1,6 +1,7 @@
 import { pollDeviceToken, requestDeviceCode } from './berth-client.js';
 import type { StoredCredential } from './credential-file.js';
 import { HelperError } from './errors.js';
+import { printable } from './terminal.js';
 
 export interface LoginIO {
   /** Where the person reads instructions: stderr, because stdout belongs to docker. */
@@ -16,7 +17,9 @@ const TOKEN_NAME = 'credential helper (device)';
  * The device side of RFC 8628: ask Berth for a code, show where to enter it, poll at the interval
  * Berth asked for (5 s slower after each slow_down), and return the PAT once someone approves.
  */
-export async function deviceLogin(berth: string, registry: string, io: LoginIO): Promise<StoredCredential> {
+export async function deviceLogin(berth: string, registryKey: string, io: LoginIO): Promise<StoredCredential> {
+  // requestDeviceCode already made every field it returns fit to print (terminal.ts).
+  const registry = printable(registryKey);
   const code = await requestDeviceCode(berth);
   let interval = Math.max(1, code.interval ?? DEFAULT_INTERVAL_S);
   const deadline = io.now() + code.expires_in * 1000;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { runProtocol } from './protocol.js';
+import { forTerminal } from './terminal.js';
 
 function packageVersion(): string {
   try {
@@ -27,7 +28,8 @@ const result = await runProtocol(process.argv.slice(2), {
   env: process.env,
   version: packageVersion(),
   readStdin,
-  tell: (message) => process.stderr.write(message),
+  // Whatever a message was built from, no control sequence reaches the terminal (see terminal.ts).
+  tell: (message) => process.stderr.write(forTerminal(message)),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   now: () => Date.now(),
 });

@@ -2,6 +2,7 @@ import { Commands } from './commands.js';
 import type { LoginIO } from './device-login.js';
 import { HelperError, MISSING_SERVER_URL_MESSAGE, MISSING_USERNAME_MESSAGE } from './errors.js';
 import { loadSettings } from './settings.js';
+import { printable } from './terminal.js';
 
 export const HELPER_NAME = 'docker-credential-berth';
 export const USAGE = `Usage: ${HELPER_NAME} <store|get|erase|list|version>`;
@@ -66,6 +67,7 @@ export async function runProtocol(args: string[], io: ProtocolIO): Promise<Proto
   } catch (e) {
     // Messages never carry secrets: only HelperError texts and system error descriptions get here.
     const message = e instanceof HelperError ? e.message : `${HELPER_NAME}: ${(e as Error).message}`;
-    return { stdout: `${message}\n`, exitCode: 1 };
+    // docker prints this line to the terminal: one line, no control sequences (see terminal.ts).
+    return { stdout: `${printable(message, 2000)}\n`, exitCode: 1 };
   }
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { HelperError } from './errors.js';
-import { parseBerthURL, registryKey } from './server-url.js';
+import { isLoopbackRegistry, isLoopbackURL, parseBerthURL, parseRegistryList, registryKey } from './server-url.js';
 import { NativeSecretStore, STORE_NAME, type SecretStore } from './secret-store.js';
 
 export interface RenewPolicy {
@@ -16,8 +16,12 @@ export interface HelperSettings {
   dir: string;
   /** Registry key → Berth base URL. */
   registries: Map<string, string>;
-  /** BERTH_URL: the Berth for any registry not listed. */
+  /** helper.json itself (named in hints). */
+  configFile: string;
+  /** BERTH_URL: the Berth for the registries in `defaultRegistries` (and loopback ones, see berthFor). */
   defaultBerth: string | null;
+  /** BERTH_REGISTRIES: the registry keys BERTH_URL serves. */
+  defaultRegistries: Set<string>;
   renew: RenewPolicy;
   /** False with BERTH_NO_LOGIN=1 (CI): a missing token is "not found" instead of a browser sign-in. */
   interactiveLogin: boolean;
@@ -92,17 +96,37 @@ export function loadSettings(env: NodeJS.ProcessEnv): HelperSettings {
     renew = parseRenew(file, o.renew);
   }
   let defaultBerth: string | null = null;
-  if (env.BERTH_URL) {
-    try {
-      defaultBerth = parseBerthURL(env.BERTH_URL, 'BERTH_URL');
-    } catch (e) {
-      throw new HelperError((e as Error).message);
-    }
+  let defaultRegistries = new Set<string>();
+  try {
+    if (env.BERTH_URL) defaultBerth = parseBerthURL(env.BERTH_URL, 'BERTH_URL');
+    if (env.BERTH_REGISTRIES) defaultRegistries = parseRegistryList(env.BERTH_REGISTRIES, 'BERTH_REGISTRIES');
+  } catch (e) {
+    throw new HelperError((e as Error).message);
   }
   const storeNamed = (name: string) => new NativeSecretStore(name, env);
-  return { dir, registries, defaultBerth, renew, interactiveLogin: env.BERTH_NO_LOGIN !== '1', secretStore: secretStoreName ? storeNamed(secretStoreName) : null, storeNamed };
+  return { dir, configFile: file, registries, defaultBerth, defaultRegistries, renew, interactiveLogin: env.BERTH_NO_LOGIN !== '1', secretStore: secretStoreName ? storeNamed(secretStoreName) : null, storeNamed };
 }
 
+/**
+ * The Berth that hands out a PAT for registry `key`, or null. BERTH_URL alone does not serve every
+ * registry docker asks about: with `credsStore: "berth"` docker asks for any host an image names
+ * (a Dockerfile's FROM, say), and each would get a sign-in and then a Berth PAT as its password.
+ * So BERTH_URL serves the registries BERTH_REGISTRIES names, and, when BERTH_URL is itself on this
+ * machine (the demo), registries on this machine; helper.json entries name their own Berth.
+ */
 export function berthFor(settings: HelperSettings, key: string): string | null {
-  return settings.registries.get(key) ?? settings.defaultBerth;
+  const listed = settings.registries.get(key);
+  if (listed) return listed;
+  const berth = settings.defaultBerth;
+  if (!berth) return null;
+  if (settings.defaultRegistries.has(key)) return berth;
+  return isLoopbackURL(berth) && isLoopbackRegistry(key) ? berth : null;
+}
+
+/** One line for stderr saying why `key` gets "not found", and how to change that. */
+export function notConfiguredHint(settings: HelperSettings, key: string): string {
+  const where = settings.defaultBerth
+    ? `add it to "registries" in ${settings.configFile}, or to BERTH_REGISTRIES (BERTH_URL serves only the registries listed there${isLoopbackURL(settings.defaultBerth) ? ' and those on this machine' : ''})`
+    : `add it to "registries" in ${settings.configFile} (or set BERTH_URL and BERTH_REGISTRIES)`;
+  return `docker-credential-berth: no Berth is configured for ${key}; ${where}\n`;
 }

@@ -530,7 +530,7 @@ describe('device authorization endpoints (replicas sharing Redis)', () => {
   it('the helper shows the code on stderr only and gives up when it expires', async () => {
     const h = freshHome();
     let shown = '';
-    const run = await runHelper(['get'], 'registry.example.com', { HOME: h.HOME, XDG_CONFIG_HOME: h.XDG_CONFIG_HOME, BERTH_URL: short.url }, (text) => (shown = text));
+    const run = await runHelper(['get'], 'registry.example.com', { HOME: h.HOME, XDG_CONFIG_HOME: h.XDG_CONFIG_HOME, BERTH_URL: short.url, BERTH_REGISTRIES: 'registry.example.com' }, (text) => (shown = text));
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('the sign-in code expired before it was approved; run the command again to get a new one\n');
     const code = /enter the code ([A-Z]{4}-[A-Z]{4})/.exec(shown)?.[1];
@@ -545,7 +545,7 @@ describe('device authorization endpoints (replicas sharing Redis)', () => {
 describe('the helper signing in through the device flow', () => {
   it('two helpers started at once run one sign-in and both answer with its token', async () => {
     const h = freshHome();
-    const env = { HOME: h.HOME, XDG_CONFIG_HOME: h.XDG_CONFIG_HOME, BERTH_URL: a.url };
+    const env = { HOME: h.HOME, XDG_CONFIG_HOME: h.XDG_CONFIG_HOME, BERTH_URL: a.url, BERTH_REGISTRIES: 'registry.example.com' };
     let approve!: (url: string) => void;
     let queued!: () => void;
     const shown = new Promise<string>((r) => (approve = r));
