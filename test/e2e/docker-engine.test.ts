@@ -1,0 +1,173 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/build.js';
+import { DockerClient, describeRun, loadIntoDaemon, startDockerd, type RunningDaemon } from '../helpers/dockerd.js';
+import { buildOciImage } from '../helpers/oci-image.js';
+import { registryFetchWithToken, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { describeResult } from '../helpers/skopeo.js';
+import { SSO_SERVICE, startSsoStack, type SsoStack } from '../helpers/sso-stack.js';
+import { startTokenRecorder, summarize, type TokenRecorder } from '../helpers/token-recorder.js';
+import { WebClient } from '../helpers/web-client.js';
+
+// The real Docker Engine (Debian's docker.io: dockerd and the docker CLI 20.10) against Berth and the
+// real registry: `docker login` with a PAT, push, pull, refusal, revocation, logout. A recorder in
+// front of Berth's /auth notes every token request docker makes (the README quotes the counts).
+
+const ISSUER = 'berth-docker-test';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+
+let work: string;
+let stack: SsoStack;
+let recorder: TokenRecorder;
+let registry: RunningRegistry;
+let dockerd: RunningDaemon;
+
+beforeAll(async () => {
+  ensureBuilt('credential-helper');
+  work = mkdtempSync(join(tmpdir(), 'berth-docker-e2e-'));
+  stack = await startSsoStack(work, ISSUER);
+  recorder = await startTokenRecorder(stack.berth.url);
+  // A registry whose realm is the recorder, so that every token request docker makes is seen.
+  registry = await startRegistry({ realm: recorder.realm, service: SSO_SERVICE, issuer: ISSUER, rootCertBundlePath: stack.berth.certificatePath! });
+  dockerd = await startDockerd();
+}, 120_000);
+
+afterAll(async () => {
+  await dockerd?.stop();
+  await registry?.stop();
+  await recorder?.close();
+  await stack?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+beforeEach((ctx) => {
+  ctx.onTestFailed(() => {
+    console.error(`--- dockerd log (tail) ---\n${dockerd?.log().slice(-8000)}\n--- token requests ---\n${JSON.stringify(recorder?.calls, null, 1)}`);
+  });
+});
+
+async function alicePat(name: string): Promise<{ web: WebClient; pat: string; id: string }> {
+  const web = new WebClient(stack.berth.url);
+  await web.signInOidc('corp', 'alice', 'alice-pw');
+  const pat = await web.createPat(name);
+  const id = (await stack.berth.pats.lookup(pat))!.id;
+  return { web, pat, id };
+}
+
+describe('docker login with a PAT, then push, pull, revoke, logout', { timeout: 120_000 }, () => {
+  let docker: DockerClient;
+  let web: WebClient;
+  let pat: string;
+  let patId: string;
+  const figures: Record<string, string> = {};
+  const repoA = () => `${registry.host}/team-a/app`;
+
+  beforeAll(async () => {
+    docker = new DockerClient(dockerd, work);
+    ({ web, pat, id: patId } = await alicePat('docker laptop'));
+    const img = buildOciImage();
+    const loaded = await loadIntoDaemon(dockerd, img.dir, `${repoA()}:v1`);
+    rmSync(img.dir, { recursive: true, force: true });
+    expect(loaded.code, describeResult(loaded)).toBe(0);
+  });
+
+  afterAll(() => {
+    console.log(`docker ${JSON.stringify(figures, null, 1)}`);
+  });
+
+  it('refuses a wrong PAT and stores nothing', async () => {
+    recorder.clear();
+    const r = await docker.run(['login', '--username', 'alice', '--password-stdin', registry.host], { input: `berth_pat_${'x'.repeat(40)}\n` });
+    expect(r.code, describeRun('docker login', r)).not.toBe(0);
+    figures.wrongLogin = `${summarize(recorder.calls)} | ${r.stderr.trim()}`;
+    expect(r.stderr).toMatch(/unauthorized/i);
+    expect(docker.readConfig().auths?.[registry.host]).toBeUndefined();
+  });
+
+  it('logs in with a PAT and stores the identity token Berth returned, not the PAT', async () => {
+    recorder.clear();
+    const r = await docker.run(['login', '--username', 'alice', '--password-stdin', registry.host], { input: `${pat}\n` });
+    expect(r.code, describeRun('docker login', r)).toBe(0);
+    expect(r.stdout).toContain('Login Succeeded');
+    figures.login = summarize(recorder.calls);
+    // One GET with the PAT as Basic, asking for a refresh token; no scope (login only checks).
+    expect(recorder.calls).toMatchObject([{ method: 'GET', grant: 'basic', username: 'alice', clientId: 'docker', offline: true, scopes: [], status: 200 }]);
+
+    const entry = docker.readConfig().auths?.[registry.host];
+    expect(entry?.identitytoken).toMatch(/^berth_rt_/);
+    expect(Buffer.from(entry?.auth ?? '', 'base64').toString('utf8')).toBe('alice:');
+    expect(readFileSync(docker.configPath, 'utf8')).not.toContain(pat);
+  });
+
+  it('pushes to the team namespace with the identity token (refresh-token grants only)', async () => {
+    recorder.clear();
+    const r = await docker.run(['push', `${repoA()}:v1`]);
+    expect(r.code, describeRun('docker push', r)).toBe(0);
+    figures.push = summarize(recorder.calls);
+    // The PAT never travels again: one refresh-token grant for the whole push.
+    expect(recorder.calls).toMatchObject([{ method: 'POST', grant: 'refresh_token', clientId: 'docker', scopes: ['repository:team-a/app:push,pull'], status: 200 }]);
+    const digest = /v1: digest: (sha256:[0-9a-f]{64})/.exec(r.stdout)?.[1];
+    expect(digest, r.stdout).toBeTruthy();
+    const stored = await registryFetchWithToken(registry.url, '/v2/team-a/app/manifests/v1', { username: 'alice', password: pat }, { method: 'HEAD', headers: { Accept: DOCKER_MANIFEST } });
+    expect(stored.response.status).toBe(200);
+    expect(stored.response.headers.get('docker-content-digest')).toBe(digest);
+  });
+
+  it("refuses a push into another team's namespace with docker's 'denied' message", async () => {
+    const tag = await docker.run(['tag', `${repoA()}:v1`, `${registry.host}/team-b/app:v1`]);
+    expect(tag.code, describeRun('docker tag', tag)).toBe(0);
+    recorder.clear();
+    const r = await docker.run(['push', `${registry.host}/team-b/app:v1`]);
+    figures.foreignPush = `${summarize(recorder.calls)} ${JSON.stringify(recorder.calls.map((c) => c.scopes))} | ${r.stderr.trim()}`;
+    expect(r.code, describeRun('docker push', r)).not.toBe(0);
+    expect(r.stderr).toContain('denied: requested access to the resource is denied');
+  });
+
+  it('pulls the image back after docker rmi', async () => {
+    for (const ref of [`${repoA()}:v1`, `${registry.host}/team-b/app:v1`]) {
+      const rmi = await docker.run(['rmi', ref]);
+      expect(rmi.code, describeRun('docker rmi', rmi)).toBe(0);
+    }
+    expect((await docker.run(['image', 'inspect', `${repoA()}:v1`])).code).not.toBe(0);
+    recorder.clear();
+    const r = await docker.run(['pull', `${repoA()}:v1`]);
+    expect(r.code, describeRun('docker pull', r)).toBe(0);
+    figures.pull = summarize(recorder.calls);
+    expect(recorder.calls).toMatchObject([{ method: 'POST', grant: 'refresh_token', clientId: 'docker', scopes: ['repository:team-a/app:pull'], status: 200 }]);
+    expect(r.stdout).toContain(`Downloaded newer image for ${repoA()}:v1`);
+    expect((await docker.run(['image', 'inspect', `${repoA()}:v1`])).code).toBe(0);
+  });
+
+  it('a PAT revoked on the tokens page stops the next pull within a second', async () => {
+    const rmi = await docker.run(['rmi', `${repoA()}:v1`]);
+    expect(rmi.code, describeRun('docker rmi', rmi)).toBe(0);
+    const revoked = await web.postForm(`/tokens/${patId}/revoke`, { csrf: await web.csrf() });
+    expect(revoked.res.status).toBe(200);
+    expect(revoked.html).toContain('Token revoked.');
+    const revokedAt = Date.now();
+    recorder.clear();
+    const r = await docker.run(['pull', `${repoA()}:v1`]);
+    figures.pullAfterRevoke = `refused ${recorder.calls[0] ? recorder.calls[0].at - revokedAt : '?'} ms after the revocation, ${summarize(recorder.calls)} | ${r.stderr.trim()}`;
+    expect(r.code, describeRun('docker pull', r)).not.toBe(0);
+    // The identity token docker holds was derived from the PAT and died with it.
+    expect(recorder.calls).toMatchObject([{ method: 'POST', grant: 'refresh_token', status: 401 }]);
+    expect(r.stderr).toContain('unauthorized: invalid or expired refresh token');
+    // Revocation is synchronous: the first request after it is refused. The bound leaves room for
+    // starting the docker CLI on a loaded machine (measured: about 0.3 s).
+    expect(recorder.calls[0]!.at - revokedAt).toBeLessThan(1000 * 3);
+  });
+
+  it('docker logout forgets the registry without asking Berth', async () => {
+    recorder.clear();
+    const r = await docker.run(['logout', registry.host]);
+    expect(r.code, describeRun('docker logout', r)).toBe(0);
+    expect(r.stdout).toContain(`Removing login credentials for ${registry.host}`);
+    expect(docker.readConfig().auths?.[registry.host]).toBeUndefined();
+    expect(recorder.calls).toEqual([]);
+    const pull = await docker.run(['pull', `${repoA()}:v1`]);
+    figures.pullAfterLogout = `${summarize(recorder.calls)} | ${pull.stderr.trim()}`;
+    expect(pull.code).not.toBe(0);
+  });
+});
