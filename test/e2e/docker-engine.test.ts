@@ -1,12 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { launchBrowser } from '../helpers/browser.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { DockerClient, describeRun, loadIntoDaemon, startDockerd, type RunningDaemon } from '../helpers/dockerd.js';
 import { buildOciImage } from '../helpers/oci-image.js';
 import { registryFetchWithToken, startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { describeResult } from '../helpers/skopeo.js';
+import { copy, describeResult } from '../helpers/skopeo.js';
 import { SSO_SERVICE, startSsoStack, type SsoStack } from '../helpers/sso-stack.js';
 import { startTokenRecorder, summarize, type TokenRecorder } from '../helpers/token-recorder.js';
 import { WebClient } from '../helpers/web-client.js';
@@ -19,13 +21,14 @@ const ISSUER = 'berth-docker-test';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 
 let work: string;
+let helperJs: string;
 let stack: SsoStack;
 let recorder: TokenRecorder;
 let registry: RunningRegistry;
 let dockerd: RunningDaemon;
 
 beforeAll(async () => {
-  ensureBuilt('credential-helper');
+  helperJs = ensureBuilt('credential-helper');
   work = mkdtempSync(join(tmpdir(), 'berth-docker-e2e-'));
   stack = await startSsoStack(work, ISSUER);
   recorder = await startTokenRecorder(stack.berth.url);
@@ -169,5 +172,91 @@ describe('docker login with a PAT, then push, pull, revoke, logout', { timeout: 
     const pull = await docker.run(['pull', `${repoA()}:v1`]);
     figures.pullAfterLogout = `${summarize(recorder.calls)} | ${pull.stderr.trim()}`;
     expect(pull.code).not.toBe(0);
+  });
+});
+
+/** Resolves with the verification_uri_complete and user code once the helper's prompt has been printed. */
+function promptWatcher(): { onStderr: (all: string) => void; prompt: Promise<{ url: string; code: string }> } {
+  let resolve!: (v: { url: string; code: string }) => void;
+  const prompt = new Promise<{ url: string; code: string }>((r) => (resolve = r));
+  return {
+    onStderr: (all) => {
+      const m = /\(or open (http:\/\/\S+\/device\?user_code=([A-Z]{4}-[A-Z]{4}))\)/.exec(all);
+      if (m) resolve({ url: m[1]!, code: m[2]! });
+    },
+    prompt,
+  };
+}
+
+async function signInAtProvider(page: Page, username: string, password: string): Promise<void> {
+  await page.getByRole('link', { name: 'Sign in with Corp SSO' }).click();
+  await page.getByLabel(/user/i).fill(username);
+  await page.getByLabel(/password/i).fill(password);
+  await Promise.all([page.waitForURL(new RegExp(`^${stack.berth.url}/device`)), page.getByRole('button', { name: /sign in|log in|continue/i }).click()]);
+}
+
+describe('docker with docker-credential-berth in credHelpers', { timeout: 120_000 }, () => {
+  let docker: DockerClient;
+  let browser: Browser;
+  const repo = () => `${registry.host}/team-a/helper`;
+  const credentialsFile = () => join(docker.home, '.config', 'berth', 'credentials.json');
+
+  beforeAll(async () => {
+    docker = new DockerClient(dockerd, work, { BERTH_URL: stack.berth.url });
+    // What `npm i -g` puts on PATH; docker finds it as docker-credential-berth.
+    docker.addHelper('berth', `#!/bin/sh\nexec '${process.execPath}' '${helperJs}' "$@"\n`);
+    docker.writeConfig({ credHelpers: { [registry.host]: 'berth' } });
+    const img = buildOciImage();
+    const { pat } = await alicePat('seed');
+    const pushed = await copy(`oci:${img.dir}`, `docker://${repo()}:v1`, { username: 'alice', password: pat });
+    rmSync(img.dir, { recursive: true, force: true });
+    expect(pushed.code, describeResult(pushed)).toBe(0);
+    browser = await launchBrowser();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('a plain docker pull starts the device sign-in, chromium approves it, the pull completes; a push needs no prompt; logout revokes the PAT', async () => {
+    const watch = promptWatcher();
+    recorder.clear();
+    const pull = docker.run(['pull', `${repo()}:v1`], { onStderr: watch.onStderr });
+    const { url, code } = await Promise.race([watch.prompt, pull.then((r) => Promise.reject(new Error(describeRun('docker pull (before any prompt)', r))))]);
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url);
+    await signInAtProvider(page, 'alice', 'alice-pw');
+    await expect(page.locator('#confirm-code').textContent()).resolves.toBe(code);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await expect(page.getByRole('heading', { name: 'Device approved' }).isVisible()).resolves.toBe(true);
+    await context.close();
+
+    const pulled = await pull;
+    expect(pulled.code, describeRun('docker pull', pulled)).toBe(0);
+    expect(pulled.stdout).toContain(`Downloaded newer image for ${repo()}:v1`);
+    expect(pulled.stderr).toContain('Signed in to');
+    // docker hands the helper's PAT to the daemon, which asks once with it as Basic (no refresh token: not a login).
+    expect(recorder.calls, summarize(recorder.calls)).toMatchObject([{ method: 'GET', grant: 'basic', username: 'alice', offline: false, scopes: ['repository:team-a/helper:pull'], status: 200 }]);
+
+    const stored = (JSON.parse(readFileSync(credentialsFile(), 'utf8')) as { credentials: Record<string, { username: string; secret: string; tokenId: string; source: string }> }).credentials[registry.host]!;
+    expect(stored).toMatchObject({ username: 'alice', source: 'device' });
+    // docker keeps nothing itself: config.json still only names the helper.
+    expect(docker.readConfig()).toEqual({ credHelpers: { [registry.host]: 'berth' } });
+
+    const tag = await docker.run(['tag', `${repo()}:v1`, `${repo()}:v2`]);
+    expect(tag.code, describeRun('docker tag', tag)).toBe(0);
+    recorder.clear();
+    const push = await docker.run(['push', `${repo()}:v2`]);
+    expect(push.code, describeRun('docker push', push)).toBe(0);
+    expect(push.stderr).not.toContain('enter the code');
+    expect(recorder.calls, summarize(recorder.calls)).toMatchObject([{ method: 'GET', grant: 'basic', username: 'alice', scopes: ['repository:team-a/helper:push,pull'], status: 200 }]);
+
+    expect(await stack.berth.pats.lookup(stored.secret)).not.toBeNull();
+    const logout = await docker.run(['logout', registry.host]);
+    expect(logout.code, describeRun('docker logout', logout)).toBe(0);
+    expect(await stack.berth.pats.lookup(stored.secret)).toBeNull();
+    expect(existsSync(credentialsFile()) ? readFileSync(credentialsFile(), 'utf8') : '').not.toContain(stored.secret);
   });
 });
