@@ -80,13 +80,22 @@ describe('docker login with a PAT, then push, pull, revoke, logout', { timeout: 
     console.log(`docker ${JSON.stringify(figures, null, 1)}`);
   });
 
-  it('refuses a wrong PAT and stores nothing', async () => {
+  it('refuses a mistyped PAT, and a PAT under another username, storing nothing', async () => {
     recorder.clear();
-    const r = await docker.run(['login', '--username', 'alice', '--password-stdin', registry.host], { input: `berth_pat_${'x'.repeat(40)}\n` });
-    expect(r.code, describeRun('docker login', r)).not.toBe(0);
-    figures.wrongLogin = `${summarize(recorder.calls)} | ${r.stderr.trim()}`;
-    expect(r.stderr).toMatch(/unauthorized/i);
+    const typo = await docker.run(['login', '--username', 'alice', '--password-stdin', registry.host], { input: `${pat.slice(0, -1)}${pat.endsWith('A') ? 'B' : 'A'}\n` });
+    expect(typo.code, describeRun('docker login', typo)).not.toBe(0);
+    figures.mistypedLogin = `${summarize(recorder.calls)} | ${typo.stderr.trim()}`;
+    expect(typo.stderr).toContain('unauthorized: malformed personal access token (checksum mismatch): check for a copy/paste error');
+    expect(recorder.calls).toMatchObject([{ method: 'GET', grant: 'basic', username: 'alice', offline: true, status: 401 }]);
+
+    recorder.clear();
+    const other = await docker.run(['login', '--username', 'bob', '--password-stdin', registry.host], { input: `${pat}\n` });
+    expect(other.code, describeRun('docker login', other)).not.toBe(0);
+    figures.otherUserLogin = `${summarize(recorder.calls)} | ${other.stderr.trim()}`;
+    expect(other.stderr).toContain("unauthorized: this personal access token belongs to another user: log in with its owner's username");
+    expect(recorder.calls).toMatchObject([{ method: 'GET', grant: 'basic', username: 'bob', status: 401 }]);
     expect(docker.readConfig().auths?.[registry.host]).toBeUndefined();
+    expect(existsSync(docker.configPath) ? readFileSync(docker.configPath, 'utf8') : '').not.toContain(pat);
   });
 
   it('logs in with a PAT and stores the identity token Berth returned, not the PAT', async () => {
@@ -172,6 +181,8 @@ describe('docker login with a PAT, then push, pull, revoke, logout', { timeout: 
     const pull = await docker.run(['pull', `${repoA()}:v1`]);
     figures.pullAfterLogout = `${summarize(recorder.calls)} | ${pull.stderr.trim()}`;
     expect(pull.code).not.toBe(0);
+    // No credentials left: the daemon asks anonymously and this Berth has no anonymous user.
+    expect(recorder.calls).toMatchObject([{ method: 'GET', grant: 'anonymous', status: 401 }]);
   });
 });
 
