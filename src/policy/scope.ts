@@ -40,7 +40,9 @@ export function parseScope(raw: string): Scope {
 
 /**
  * Parses every `scope` parameter (each may hold several space-separated scopes) and merges
- * repeated resources, so `repository:a:pull` + `repository:a:push` becomes one entry.
+ * repeated resources, so `repository:a:pull` + `repository:a:push` becomes one entry (Helm asks
+ * both). The class (`repository(plugin)`) does not make another resource: the registry keys access by
+ * type and name, so asks differing only in class merge, and the merged entry carries no class.
  */
 export function parseScopes(params: readonly string[], maxScopes = 64): Scope[] {
   const byKey = new Map<string, Scope>();
@@ -48,10 +50,11 @@ export function parseScopes(params: readonly string[], maxScopes = 64): Scope[] 
     for (const raw of param.split(' ')) {
       if (!raw) continue;
       const s = parseScope(raw);
-      const key = `${s.type}\u0000${s.class ?? ''}\u0000${s.name}`;
+      const key = `${s.type}\u0000${s.name}`;
       const prev = byKey.get(key);
       if (prev) {
         for (const a of s.actions) if (!prev.actions.includes(a)) prev.actions.push(a);
+        if (prev.class !== s.class) delete prev.class;
       } else {
         if (byKey.size >= maxScopes) throw new ScopeError(`too many scopes (at most ${maxScopes})`);
         byKey.set(key, s);

@@ -104,10 +104,9 @@ describe('parseScopes: several scope parameters', () => {
     expect(parseScopes(['  repository:a:pull   repository:b:pull  '])).toHaveLength(2);
   });
 
-  it('keeps resources with a different class apart', () => {
-    const scopes = parseScopes(['repository:p:pull', 'repository(plugin):p:pull']);
-    expect(scopes).toHaveLength(2);
-    expect(scopes[1]!.class).toBe('plugin');
+  it('merges asks that differ only in class (the registry keys access by type and name)', () => {
+    expect(parseScopes(['repository:p:pull', 'repository(plugin):p:push'])).toEqual([{ type: 'repository', name: 'p', actions: ['pull', 'push'] }]);
+    expect(parseScopes(['repository(plugin):p:pull', 'repository(plugin):p:push'])).toEqual([{ type: 'repository', class: 'plugin', name: 'p', actions: ['pull', 'push'] }]);
   });
 
   it('does not merge the same name under different types', () => {

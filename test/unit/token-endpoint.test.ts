@@ -194,6 +194,39 @@ describe('issuing tokens', () => {
   });
 });
 
+describe('client quirks', () => {
+  const get = (scopes: string[], auth = basic('alice', 'alice-pw')) =>
+    call(main, `/auth?${query([['service', 'registry.test'], ...scopes.map((s): [string, string] => ['scope', s])])}`, { headers: { authorization: auth } });
+
+  it('Helm asks pull and pull,push for one repository: one entry with both', async () => {
+    const a = await get(['repository:web/chart:pull', 'repository:web/chart:pull,push']);
+    expect((await verified(main, a.body.token as string, 'registry.test')).access).toEqual([{ type: 'repository', name: 'web/chart', actions: ['pull', 'push'] }]);
+  });
+
+  it('repository(plugin):NAME is decided as the repository, and merged with a plain ask for it', async () => {
+    const alone = await get(['repository(plugin):web/p:pull']);
+    expect((await verified(main, alone.body.token as string, 'registry.test')).access).toEqual([{ type: 'repository', class: 'plugin', name: 'web/p', actions: ['pull'] }]);
+    const both = await get(['repository(plugin):web/p:pull', 'repository:web/p:push']);
+    expect((await verified(main, both.body.token as string, 'registry.test')).access).toEqual([{ type: 'repository', name: 'web/p', actions: ['pull', 'push'] }]);
+  });
+
+  it('a cross-repository mount gets pull on its source decided on its own', async () => {
+    // docker push mounting a blob from hello-world (everyone pulls) and from secret/x (nobody does).
+    const a = await get(['repository:web/app:pull,push', 'repository:hello-world:pull', 'repository:secret/x:pull']);
+    expect((await verified(main, a.body.token as string, 'registry.test')).access).toEqual([
+      { type: 'repository', name: 'web/app', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'hello-world', actions: ['pull'] },
+      { type: 'repository', name: 'secret/x', actions: [] },
+    ]);
+  });
+
+  it('docker login (no scope) gets a working token with empty access', async () => {
+    const a = await get([]);
+    expect(a.status).toBe(200);
+    expect((await verified(main, a.body.token as string, 'registry.test')).access).toEqual([]);
+  });
+});
+
 describe('malformed requests: 400 with the registry error shape and a message naming the problem', () => {
   const bad = (q: [string, string][], init: RequestInit = {}) => call(main, `/auth?${query(q)}`, init);
 
