@@ -1,4 +1,4 @@
-import type { AclRuleConfig } from '../config/schema.js';
+import type { AclRuleConfig } from '../src/config/schema.js';
 
 /** Who the Berth targets authenticate as: an SSO user of team-a (PAT) or a static user with the same groups. */
 export const BENCH_SERVICE = 'registry';

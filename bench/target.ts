@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Koa from 'koa';
-import type { RunningServer } from '../server.js';
+import type { RunningServer } from '../src/server.js';
 import { benchScopes, BENCH_SERVICE, largeAcl, PAT_USER, SMALL_ACL, STATIC_USER } from './acl-fixture.js';
 
 /**
@@ -57,9 +57,9 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
   const [{ hash }, { default: yaml }, { loadConfigText }, { startServer }, { accountKey }] = await Promise.all([
     import('@node-rs/bcrypt'),
     import('js-yaml'),
-    import('../config/load.js'),
-    import('../server.js'),
-    import('../identity/accounts.js'),
+    import('../src/config/load.js'),
+    import('../src/server.js'),
+    import('../src/identity/accounts.js'),
   ]);
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-'));
   const doc = {

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { redisReachable } from '../store/redis.js';
-import { labelsOf } from '../identity/accounts.js';
-import { Acl, parseClientIp, type AclSubject } from '../policy/acl.js';
-import { parseScopes } from '../policy/scope.js';
+import { redisReachable } from '../src/store/redis.js';
+import { labelsOf } from '../src/identity/accounts.js';
+import { Acl, parseClientIp, type AclSubject } from '../src/policy/acl.js';
+import { parseScopes } from '../src/policy/scope.js';
 import { benchScopes, largeAcl, PAT_USER, SMALL_ACL } from './acl-fixture.js';
 import { categorize, summarizeProfile, type Category, type ProfileSummary } from './cpu-profile.js';
 import { load, wrkInstalled, type Generator } from './load.js';
@@ -22,6 +22,9 @@ import type { StoreSpec, TargetMessage, TargetReady, TargetSpec } from './target
  * names, for a look in Chrome DevTools).
  */
 
+// The bench lives outside src/ (neither dist nor the image ships it). tsconfig.bench.json compiles it
+// with its own copy of src/ into .bench-build/, so the servers it forks run plain compiled JavaScript,
+// as dist/ does, with no loader in their memory or profile.
 const TARGET = fileURLToPath(new URL('./target.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
