@@ -26,14 +26,17 @@ export interface AppOptions {
 /** Who reads an error: registry clients and scripts (`{"errors":[…]}`), OAuth device clients, or people. */
 export type ErrorFormat = 'registry' | 'oauth' | 'page';
 
+/** A path as the router matches it: case-blind, one optional trailing slash. */
+const routeKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
+
 /**
- * The format of errors on a path, by path family and the way the router matches paths (case-blind,
- * one optional trailing slash): JSON where the answers are JSON, a page where a browser asks.
+ * The format of errors on a path, by path family: JSON where the answers are JSON, a page where a
+ * browser asks. `tokenKeys` are the token endpoint's paths as routeKey gives them.
  */
-export function errorFormat(path: string, tokenPaths: ReadonlySet<string> = new Set()): ErrorFormat {
-  const p = path.toLowerCase().replace(/(.)\/$/, '$1');
+export function errorFormat(path: string, tokenKeys: ReadonlySet<string> = new Set()): ErrorFormat {
+  const p = routeKey(path);
+  if (tokenKeys.has(p)) return 'registry';
   if (p === '/device/code' || p === '/device/token') return 'oauth';
-  if ([...tokenPaths].some((t) => t.toLowerCase() === p)) return 'registry';
   if (p === '/api' || p.startsWith('/api/') || p === '/healthz' || p === '/readyz' || p === '/metrics' || p.startsWith('/.well-known/')) return 'registry';
   return 'page';
 }
@@ -77,25 +80,22 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
   const app = new Koa({ proxy: opts.trustProxy, maxIpsCount: 1, ...(opts.realIPHeader ? { proxyIpHeader: opts.realIPHeader } : {}) });
   app.silent = true;
   if (opts.front) app.use(opts.front);
-  const tokenPaths = opts.tokenPaths ?? new Set<string>();
+  const tokenKeys = new Set([...(opts.tokenPaths ?? [])].map(routeKey));
   const appTitle = opts.appTitle ?? 'Berth';
   // Every method Node's parser accepts counts as known, so a COPY or PROPFIND gets the 405 a PUT
   // gets (with Allow) instead of the router's plain-text 501.
   const router = new Router({ methods: [...METHODS] });
   app.use(async (ctx, next) => {
-    const format = errorFormat(ctx.path, tokenPaths);
+    const format = errorFormat(ctx.path, tokenKeys);
     const answer = (err: HttpError) => answerError(ctx, err, format, appTitle);
     try {
       if (ctx.querystring.length > MAX_QUERY_LENGTH) throw new HttpError(414, 'INVALID_REQUEST', `query string longer than ${MAX_QUERY_LENGTH} bytes`);
       await next();
-      // Nothing answered: no route for the path (404), or none for the method (the router's 405,
-      // whose Allow cannot know the GETs `front` answers on the token paths).
+      // The router's Allow (on 405 and OPTIONS) cannot know the GETs `front` answers on the token paths.
+      if (ctx.response.get('Allow') && ctx.method !== 'GET' && tokenKeys.has(routeKey(ctx.path))) ctx.set('Allow', [...new Set([...ctx.response.get('Allow').split(/,\s*/), 'GET'])].join(', '));
+      // Nothing answered: no route for the path (404), or none for the method (the router's 405).
       if (ctx.body == null && ctx.status === 404) return answer(new HttpError(404, 'NOT_FOUND', 'There is nothing at this address.'));
-      if (ctx.body == null && ctx.status === 405) {
-        const allow = new Set(ctx.response.get('Allow').split(/,\s*/).filter(Boolean));
-        if (ctx.method !== 'GET' && [...tokenPaths].some((t) => t.toLowerCase() === ctx.path.toLowerCase().replace(/(.)\/$/, '$1'))) allow.add('GET');
-        return answer(new HttpError(405, 'UNSUPPORTED', `${ctx.method} is not allowed here`, { Allow: [...allow].join(', ') }));
-      }
+      if (ctx.body == null && ctx.status === 405) return answer(new HttpError(405, 'UNSUPPORTED', `${ctx.method} is not allowed here`, { Allow: ctx.response.get('Allow') }));
     } catch (e) {
       const err = e as { status?: number; expose?: boolean; message?: string };
       if (e instanceof HttpError) return answer(e);

@@ -439,6 +439,9 @@ describe('hostile battery', () => {
       expect(api.status).toBe(405);
       checkFormat(asCase(method, '/api/v1/tokens'), api);
     }
+    const options = await one({ method: 'OPTIONS', path: '/auth' });
+    expect(options.status).toBe(200);
+    expect(options.headers.allow).toBe('POST, GET');
     const missing = await one({ method: 'GET', path: '/no/such/page' });
     expect(missing.status).toBe(404);
     checkFormat(asCase('GET', '/no/such/page'), missing);
