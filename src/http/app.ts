@@ -24,7 +24,7 @@ export interface AppOptions {
 }
 
 /** Who reads an error: registry clients and scripts (`{"errors":[…]}`), OAuth device clients, or people. */
-export type ErrorFormat = 'registry' | 'oauth' | 'page';
+type ErrorFormat = 'registry' | 'oauth' | 'page';
 
 /** A path as the router matches it: case-blind, one optional trailing slash. */
 const routeKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
@@ -33,7 +33,7 @@ const routeKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
  * The format of errors on a path, by path family: JSON where the answers are JSON, a page where a
  * browser asks. `tokenKeys` are the token endpoint's paths as routeKey gives them.
  */
-export function errorFormat(path: string, tokenKeys: ReadonlySet<string> = new Set()): ErrorFormat {
+function errorFormat(path: string, tokenKeys: ReadonlySet<string> = new Set()): ErrorFormat {
   const p = routeKey(path);
   if (tokenKeys.has(p)) return 'registry';
   if (p === '/device/code' || p === '/device/token') return 'oauth';

@@ -23,6 +23,7 @@ export function bodyError(e: unknown): HttpError {
  * whole process down. Each such stream gets a listener here and is dropped with the request's rest.
  */
 export function parseBodies(opts: ParserOptions): Koa.Middleware {
+  const decompressors = new WeakMap<object, Writable[]>();
   const parse = bodyParser({
     ...opts,
     onError: (e, ctx) => {
@@ -36,7 +37,6 @@ export function parseBodies(opts: ParserOptions): Koa.Middleware {
       throw bodyError(e);
     },
   });
-  const decompressors = new WeakMap<object, Writable[]>();
   return (ctx, next) => {
     const req = ctx.req;
     if (req.headers['content-encoding']) {

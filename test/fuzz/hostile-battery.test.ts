@@ -488,7 +488,7 @@ describe('hostile battery', () => {
     const started = Date.now();
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(5000);
     const errors = output.split('\n').filter((l) => /"level":(50|60)/.test(l) || /\bat .+:\d+:\d+\)?$/.test(l));
     expect(errors.slice(0, 5)).toEqual([]);
   }, 240_000);
