@@ -3,7 +3,6 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from 'pino';
 import { durationToSeconds } from './config/duration.js';
 import type { Config } from './config/load.js';
@@ -13,6 +12,7 @@ import { FederationVerifier } from './federation/verifier.js';
 import { mountRobotApi } from './http/api/robots.js';
 import { mountTokenApi } from './http/api/tokens.js';
 import { createApp } from './http/app.js';
+import { parseBodies } from './http/body.js';
 import { mountDeviceRoutes } from './http/device/routes.js';
 import { clientIpResolver } from './http/client-ip.js';
 import { repeatResponder } from './http/token/fast-path.js';
@@ -213,8 +213,10 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     realIPHeader: config.server.realIPHeader,
     onStoreError: () => metrics.storeErrors.inc(),
     front: (ctx, next) => (ctx.method === 'GET' && tokenPaths.has(ctx.path) ? handle(ctx) : next()),
+    tokenPaths,
+    appTitle: raw.web.title,
   });
-  app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
+  app.use(parseBodies({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
   for (const p of tokenPaths) router.post(p, handle);
   const jwks = { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) };
   router.get('/.well-known/jwks.json', (ctx) => {
