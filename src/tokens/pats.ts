@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Restriction } from '../identity/principal.js';
+import { restrictionPatternProblem } from '../policy/pattern.js';
 import type { Store } from '../store/store.js';
 import { sha256Hex } from '../util/secret.js';
 import type { RefreshTokens } from './refresh-tokens.js';
@@ -71,7 +72,11 @@ export class Pats {
     if (ttl > this.policy.maxTTLSeconds) throw new PatPolicyError(`expiry may be at most ${Math.floor(this.policy.maxTTLSeconds / 86400)} days`);
     if (input.restriction) {
       const r = input.restriction;
-      if (r.repositories.length === 0 || r.repositories.length > 20 || r.repositories.some((p) => !p || p.length > 200)) throw new PatPolicyError('restriction needs 1 to 20 repository patterns');
+      if (r.repositories.length === 0 || r.repositories.length > 20) throw new PatPolicyError('restriction needs 1 to 20 repository patterns');
+      for (const p of r.repositories) {
+        const problem = restrictionPatternProblem(p);
+        if (problem) throw new PatPolicyError(problem);
+      }
       if (r.actions.length === 0 || r.actions.some((a) => !['pull', 'push', 'delete', '*'].includes(a))) throw new PatPolicyError('restriction actions must be among pull, push, delete, *');
     }
     const existing = await this.list(input.owner, now);
