@@ -111,13 +111,21 @@ export const secretsSchema = z.strictObject({
   encryptionKey: z.string().min(32).optional(),
 });
 
-export const limitsSchema = z.strictObject({
-  /** Failed authentications per account within `window` before it is locked out for `lockout`. */
-  failuresPerAccount: z.number().int().positive().default(10),
-  failuresPerIP: z.number().int().positive().default(100),
-  window: durationSeconds.default('15m'),
-  lockout: durationSeconds.default('15m'),
-});
+export const limitsSchema = z
+  .strictObject({
+    /** Failed authentications per account from one address within `window` before that address is locked out of it for `lockout`. */
+    failuresPerAccount: z.number().int().positive().default(10),
+    /** Failures per account from all addresses together before the account is locked out everywhere (default 10 × failuresPerAccount). */
+    failuresPerAccountTotal: z.number().int().positive().optional(),
+    failuresPerIP: z.number().int().positive().default(100),
+    window: durationSeconds.default('15m'),
+    lockout: durationSeconds.default('15m'),
+  })
+  .superRefine((l, ctx) => {
+    // At or below the per-address limit, one address could lock the owner out again.
+    if (l.failuresPerAccountTotal !== undefined && l.failuresPerAccountTotal <= l.failuresPerAccount)
+      ctx.addIssue({ code: 'custom', path: ['failuresPerAccountTotal'], message: `must be more than failuresPerAccount (${l.failuresPerAccount}), or one address could lock the account out everywhere` });
+  });
 
 export const adminSchema = z.strictObject({
   /** Members of any of these groups administer robots. */
