@@ -159,6 +159,12 @@ export function compileGlobTokens(tokens0: readonly GlobToken[]): Matcher {
   const prefix = first.kind === 'lit' ? first.text : '';
   // `team/**` is by far the commonest shape: a prefix test.
   if (tokens.length === 2 && prefix && tokens[1]!.kind === 'any') return (v) => v.startsWith(prefix);
+  // `${labels:groups}/**`, the next commonest: one prefix test per value.
+  if (first.kind === 'set' && tokens[tokens.length - 1]!.kind === 'any' && tokens.length <= 3 && (tokens.length === 2 || tokens[1]!.kind === 'lit')) {
+    const tail = tokens.length === 3 ? (tokens[1] as { text: string }).text : '';
+    const prefixes = first.values.map((x) => x + tail);
+    return (v) => prefixes.some((p) => v.startsWith(p));
+  }
   return withPrefix(prefix, (v) => matchGlob(tokens, v));
 }
 

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { Acl } from '../../src/policy/acl.js';
-import { compileGlob, compilePattern, restrictionPatternProblem } from '../../src/policy/pattern.js';
+import { compileGlob, compileGlobTokens, compilePattern, escapeGlobLiteral, parseGlob, restrictionPatternProblem } from '../../src/policy/pattern.js';
 import { MAX_NAME_LENGTH, parseScope } from '../../src/policy/scope.js';
 import { authorize } from '../../src/http/token/authorize.js';
 import type { TokenRequest } from '../../src/http/token/request.js';
@@ -61,6 +61,18 @@ describe('glob matching', () => {
         // A lone `*` is the one deliberate exception: it has always matched everything.
         const expected = glob === '*' ? true : referenceRegex(glob).test(value);
         expect(compileGlob(glob)(value), `${glob} ~ ${value}`).toBe(expected);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('a set of literal values (a placeholder) means: any one of the values, written literally', () => {
+    const text = fc.array(fc.constantFrom('a', 'b', '/', '*', '?'), { maxLength: 4 }).map((xs) => xs.join(''));
+    const rest = fc.array(fc.constantFrom('a', '/', '*', '**', '?'), { maxLength: 4 }).map((xs) => xs.join(''));
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1, maxLength: 4 }), rest, text, (values, tail, value) => {
+        const expected = values.some((v) => referenceRegex(escapeGlobLiteral(v) + tail).test(value));
+        expect(compileGlobTokens([{ kind: 'set', values }, ...parseGlob(tail)])(value)).toBe(expected);
       }),
       { numRuns: 3000 },
     );
