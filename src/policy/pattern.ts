@@ -93,8 +93,18 @@ export function matchGlob(tokens: readonly GlobToken[], value: string): boolean 
     switch (t.kind) {
       case 'lit': {
         const len = t.text.length;
+        if (len === 1) {
+          const c = t.text.charCodeAt(0);
+          for (let p = lo; p < n; p++) {
+            if (cur[p] === 1 && value.charCodeAt(p) === c) {
+              next[p + 1] = 1;
+              if (newLo < 0) newLo = p + 1;
+            }
+          }
+          break;
+        }
         for (let p = lo; p + len <= n; p++) {
-          if (cur[p] && value.startsWith(t.text, p)) {
+          if (cur[p] === 1 && value.startsWith(t.text, p)) {
             next[p + len] = 1;
             if (newLo < 0) newLo = p + len;
           }
@@ -141,7 +151,9 @@ export function matchGlob(tokens: readonly GlobToken[], value: string): boolean 
     }
     if (newLo < 0) return false;
     lo = newLo;
-    [cur, next] = [next, cur];
+    const swap = cur;
+    cur = next;
+    next = swap;
   }
   return cur[n] === 1;
 }
