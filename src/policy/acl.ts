@@ -130,8 +130,9 @@ const NEVER: Matcher = () => false;
 
 /**
  * Compiled patterns by text. Those the rules themselves hold are kept for good once the ACL is
- * built (seal()); only patterns filled in per caller (`${account}/**`) share the bounded part, so
- * that a large ACL cannot fill the bound by itself and make every request recompile.
+ * built (seal()); only regexes filled in per caller (`/${account}-.+/`; glob templates need no
+ * cache) share the bounded part, so that a large ACL cannot fill the bound by itself and make every
+ * request recompile.
  */
 class PatternCache {
   private readonly pinned = { glob: new Map<string, Matcher>(), regex: new Map<string, Matcher>() };
