@@ -169,7 +169,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const limiter = new AuthLimiter(
     store,
     store instanceof RedisStore ? store.rawClient : null,
-    { failuresPerAccount: limits.failuresPerAccount, failuresPerIP: limits.failuresPerIP, windowSeconds: durationToSeconds(limits.window), lockoutSeconds: durationToSeconds(limits.lockout) },
+    { failuresPerAccount: limits.failuresPerAccount, failuresPerAccountTotal: limits.failuresPerAccountTotal, failuresPerIP: limits.failuresPerIP, windowSeconds: durationToSeconds(limits.window), lockoutSeconds: durationToSeconds(limits.lockout) },
     fingerprintKey,
   );
   const patVerifier = new PatVerifier(pats, accounts, access, refreshTokens);

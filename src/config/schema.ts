@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { connectorSchema } from '../connectors/schema.js';
 import { federationPolicySchema } from '../federation/schema.js';
+import { restrictionPatternProblem } from '../policy/pattern.js';
 
 // Strict objects everywhere: docker_auth silently ignores unknown keys, which turns a typo in an ACL
 // match into "grant everything". Berth refuses to start instead.
@@ -110,13 +111,21 @@ export const secretsSchema = z.strictObject({
   encryptionKey: z.string().min(32).optional(),
 });
 
-export const limitsSchema = z.strictObject({
-  /** Failed authentications per account within `window` before it is locked out for `lockout`. */
-  failuresPerAccount: z.number().int().positive().default(10),
-  failuresPerIP: z.number().int().positive().default(100),
-  window: durationSeconds.default('15m'),
-  lockout: durationSeconds.default('15m'),
-});
+export const limitsSchema = z
+  .strictObject({
+    /** Failed authentications per account from one address within `window` before that address is locked out of it for `lockout`. */
+    failuresPerAccount: z.number().int().positive().default(10),
+    /** Failures per account from all addresses together before the account is locked out everywhere (default 10 × failuresPerAccount). */
+    failuresPerAccountTotal: z.number().int().positive().optional(),
+    failuresPerIP: z.number().int().positive().default(100),
+    window: durationSeconds.default('15m'),
+    lockout: durationSeconds.default('15m'),
+  })
+  .superRefine((l, ctx) => {
+    // At or below the per-address limit, one address could lock the owner out again.
+    if (l.failuresPerAccountTotal !== undefined && l.failuresPerAccountTotal <= l.failuresPerAccount)
+      ctx.addIssue({ code: 'custom', path: ['failuresPerAccountTotal'], message: `must be more than failuresPerAccount (${l.failuresPerAccount}), or one address could lock the account out everywhere` });
+  });
 
 export const adminSchema = z.strictObject({
   /** Members of any of these groups administer robots. */
@@ -128,7 +137,15 @@ export const adminSchema = z.strictObject({
 export const robotSchema = z.strictObject({
   name: z.string().regex(/^(robot:)?[a-z0-9][a-z0-9._-]{0,62}$/, 'robot:NAME with lowercase letters, digits, ".", "_", "-"'),
   description: z.string().default(''),
-  repositories: z.array(z.string().min(1)).min(1),
+  /** Globs only, as for robots made through the API (a `/regex/` is refused: see restrictionPatternProblem). */
+  repositories: z
+    .array(
+      z.string().superRefine((p, ctx) => {
+        const problem = restrictionPatternProblem(p);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    )
+    .min(1),
   actions: z.array(z.enum(['pull', 'push', 'delete', '*'])).min(1),
   /** ISO 8601 date or date-time after which the robot stops working. */
   expires: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date').optional(),

@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import type { AclRuleConfig } from '../config/schema.js';
-import { compilePattern, compilePatternAs, escapeGlobLiteral, escapeRegexLiteral, isRegexPattern, type Matcher, type PatternKind } from './pattern.js';
+import { compileGlobTokens, compilePattern, compilePatternAs, escapeRegexLiteral, isRegexPattern, parseGlob, type GlobToken, type Matcher, type PatternKind } from './pattern.js';
 import type { Scope } from './scope.js';
 
 /**
@@ -29,8 +29,18 @@ export interface ScopeDecision {
 type Field = 'account' | 'type' | 'name' | 'service';
 const PLACEHOLDER = /\$\{(account|name|type|service|labels:[^}]+)\}/g;
 const MAX_CACHED_PATTERNS = 10_000;
+const MAX_REGEX_VARIANTS = 1024;
 
 export class AclCompileError extends Error {}
+
+/**
+ * A `/regex/` rule with several label placeholders would need more variants than Berth compiles for
+ * one request: the rule cannot be decided, so the scope is denied at that rule (never skipped, which
+ * could let a later, wider rule grant).
+ */
+export class PlaceholderOverflowError extends Error {
+  override name = 'PlaceholderOverflowError';
+}
 
 function fieldValue(field: Field, subject: AclSubject, scope: Scope): string {
   switch (field) {
@@ -60,34 +70,69 @@ function parseTemplate(pattern: string): TemplatePart[] {
   return parts;
 }
 
-/** Every way of filling a template; a label placeholder yields one variant per value. */
-function expand(parts: readonly TemplatePart[], regex: boolean, subject: AclSubject, scope: Scope): string[] {
+/**
+ * A `/regex/` template filled in every way (a label placeholder yields one variant per value), values
+ * escaped. Values are identity-provider text: past MAX_REGEX_VARIANTS (and past what one label alone
+ * gives, which is linear) the product of several labels is refused rather than compiled.
+ */
+function expandRegex(parts: readonly TemplatePart[], subject: AclSubject, scope: Scope): string[] {
   let variants = [''];
   for (const part of parts) {
     if ('literal' in part) {
       for (let i = 0; i < variants.length; i++) variants[i] += part.literal;
       continue;
     }
-    const values = part.key.startsWith('labels:') ? (subject.labels[part.key.slice(7)] ?? []) : [fieldValue(part.key as Field, subject, scope)];
+    const values = valuesOf(part.key, subject, scope);
     if (values.length === 0) return [];
     if (values.length === 1) {
-      const lit = regex ? escapeRegexLiteral(values[0]!) : escapeGlobLiteral(values[0]!);
+      const lit = escapeRegexLiteral(values[0]!);
       for (let i = 0; i < variants.length; i++) variants[i] += lit;
       continue;
     }
+    if (variants.length > 1 && variants.length * values.length > MAX_REGEX_VARIANTS) throw new PlaceholderOverflowError();
     const next: string[] = [];
-    for (const v of variants) for (const val of values) next.push(v + (regex ? escapeRegexLiteral(val) : escapeGlobLiteral(val)));
+    for (const v of variants) for (const val of values) next.push(v + escapeRegexLiteral(val));
     variants = next;
   }
   return variants;
+}
+
+function valuesOf(key: string, subject: AclSubject, scope: Scope): readonly string[] {
+  return key.startsWith('labels:') ? (subject.labels[key.slice(7)] ?? []) : [fieldValue(key as Field, subject, scope)];
+}
+
+/**
+ * A glob template as tokens: the literal parts are parsed as glob syntax once, each placeholder
+ * becomes the set of its values, matched as literal text. No expansion, no text-to-pattern step:
+ * a group named `**` or `a*a*a*b` is just those characters, and ten labels of a thousand values cost
+ * one pass per value, not a product.
+ */
+type GlobTemplate = ({ tokens: GlobToken[] } | { key: string })[];
+
+function globTemplate(parts: readonly TemplatePart[]): GlobTemplate {
+  return parts.map((p) => ('literal' in p ? { tokens: parseGlob(p.literal) } : { key: p.key }));
+}
+
+function fillGlob(template: GlobTemplate, subject: AclSubject, scope: Scope): Matcher | null {
+  const tokens: GlobToken[] = [];
+  for (const part of template) {
+    if ('tokens' in part) tokens.push(...part.tokens);
+    else {
+      const values = valuesOf(part.key, subject, scope);
+      if (values.length === 0) return null;
+      tokens.push({ kind: 'set', values });
+    }
+  }
+  return compileGlobTokens(tokens);
 }
 
 const NEVER: Matcher = () => false;
 
 /**
  * Compiled patterns by text. Those the rules themselves hold are kept for good once the ACL is
- * built (seal()); only patterns filled in per caller (`${account}/**`) share the bounded part, so
- * that a large ACL cannot fill the bound by itself and make every request recompile.
+ * built (seal()); only regexes filled in per caller (`/${account}-.+/`; glob templates need no
+ * cache) share the bounded part, so that a large ACL cannot fill the bound by itself and make every
+ * request recompile.
  */
 class PatternCache {
   private readonly pinned = { glob: new Map<string, Matcher>(), regex: new Map<string, Matcher>() };
@@ -147,10 +192,22 @@ function compileValuePattern(pattern: string, cache: PatternCache, where: string
   }
   const kind: PatternKind = isRegexPattern(pattern) ? 'regex' : 'glob';
   const parts = parseTemplate(pattern);
+  const scopeDependent = keys.includes('name') || keys.includes('type');
+  if (kind === 'glob') {
+    const template = globTemplate(parts);
+    return {
+      placeholders: true,
+      scopeDependent,
+      forSubject: (subject, scope = NO_SCOPE) => {
+        const m = fillGlob(template, subject, scope);
+        return m ? [m] : [];
+      },
+    };
+  }
   return {
     placeholders: true,
-    scopeDependent: keys.includes('name') || keys.includes('type'),
-    forSubject: (subject, scope = NO_SCOPE) => expand(parts, kind === 'regex', subject, scope).map((p) => cache.get(p, kind)),
+    scopeDependent,
+    forSubject: (subject, scope = NO_SCOPE) => expandRegex(parts, subject, scope).map((p) => cache.get(p, kind)),
   };
 }
 
@@ -261,6 +318,8 @@ export function compileRule(rule: AclRuleConfig, index: number, cache = new Patt
 interface LiveRule {
   rule: CompiledRule;
   tests: ScopeTest[];
+  /** A placeholder overflowed while preparing the rule: it denies whatever reaches it. */
+  undecidable?: true;
 }
 
 export class Acl {
@@ -280,15 +339,20 @@ export class Acl {
   private live(subject: AclSubject): LiveRule[] {
     const out: LiveRule[] = [];
     next: for (const rule of this.rules) {
-      for (const t of rule.subjectTests) if (!t(subject)) continue next;
-      const tests: ScopeTest[] = [];
-      for (const b of rule.scopeBuilders) {
-        const t = b(subject);
-        if (!t) continue next;
-        tests.push(t);
+      try {
+        for (const t of rule.subjectTests) if (!t(subject)) continue next;
+        const tests: ScopeTest[] = [];
+        for (const b of rule.scopeBuilders) {
+          const t = b(subject);
+          if (!t) continue next;
+          tests.push(t);
+        }
+        for (const d of rule.dynamicTests) tests.push((scope) => d(subject, scope));
+        out.push({ rule, tests });
+      } catch (e) {
+        if (!(e instanceof PlaceholderOverflowError)) throw e;
+        out.push({ rule, tests: [], undecidable: true });
       }
-      for (const d of rule.dynamicTests) tests.push((scope) => d(subject, scope));
-      out.push({ rule, tests });
     }
     return out;
   }
@@ -300,6 +364,10 @@ export class Acl {
     return d;
   }
 
+  private static undecidable(rule: CompiledRule, scope: Scope): ScopeDecision {
+    return { scope, granted: [], rule: rule.index, comment: `denied: too many label values to evaluate acl[${rule.index}]` };
+  }
+
   decideOne(subject: AclSubject, scope: Scope): ScopeDecision {
     return this.decide(subject, [scope])[0]!;
   }
@@ -308,7 +376,17 @@ export class Acl {
     if (scopes.length === 0) return [];
     const live = this.live(subject);
     return scopes.map((scope) => {
-      for (const { rule, tests } of live) if (tests.every((t) => t(scope))) return Acl.decision(rule, scope);
+      for (const { rule, tests, undecidable } of live) {
+        if (undecidable) return Acl.undecidable(rule, scope);
+        let holds: boolean;
+        try {
+          holds = tests.every((t) => t(scope));
+        } catch (e) {
+          if (!(e instanceof PlaceholderOverflowError)) throw e;
+          return Acl.undecidable(rule, scope);
+        }
+        if (holds) return Acl.decision(rule, scope);
+      }
       return { scope, granted: [], rule: -1 };
     });
   }

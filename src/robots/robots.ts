@@ -1,4 +1,5 @@
 import type { Restriction } from '../identity/principal.js';
+import { restrictionPatternProblem } from '../policy/pattern.js';
 import type { Store } from '../store/store.js';
 import { constantTimeEqual, sha256Hex } from '../util/secret.js';
 import { checkSecretShape, mintSecret } from '../tokens/secret-format.js';
@@ -52,7 +53,11 @@ export function robotName(input: string): string {
 }
 
 function validRestriction(r: Restriction): Restriction {
-  if (!r.repositories.length || r.repositories.some((p) => !/^[A-Za-z0-9*._\-/:]{1,200}$/.test(p))) throw new RobotError(400, 'a robot needs 1 or more repository patterns (e.g. "apps/web", "team-a/**")');
+  if (!r.repositories.length) throw new RobotError(400, 'a robot needs 1 or more repository patterns (e.g. "apps/web", "team-a/**")');
+  for (const p of r.repositories) {
+    const problem = restrictionPatternProblem(p);
+    if (problem) throw new RobotError(400, problem);
+  }
   if (!r.actions.length || r.actions.some((a) => !['pull', 'push', 'delete', '*'].includes(a))) throw new RobotError(400, 'robot actions must be among pull, push, delete, *');
   return { repositories: [...r.repositories], actions: [...new Set(r.actions)] };
 }

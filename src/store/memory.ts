@@ -103,4 +103,14 @@ export class MemoryStore implements Store {
     clearInterval(this.sweeper);
     this.bus.removeAllListeners();
   }
+  async saddIfBelow(key: string, member: string, limit: number) {
+    // One synchronous step: nothing can run between the count and the add.
+    const e = this.live(key);
+    const set = e && e.value instanceof Set ? e.value : null;
+    if (set?.has(member)) return true;
+    if ((set?.size ?? 0) >= limit) return false;
+    if (set) set.add(member);
+    else this.data.set(key, { value: new Set([member]), expiresAt: Infinity });
+    return true;
+  }
 }

@@ -142,7 +142,15 @@ export class RedisStore implements Store {
     this.client.disconnect();
     this.subscriber?.disconnect();
   }
+  async saddIfBelow(key: string, member: string, limit: number) {
+    return Number(await this.run((c) => c.eval(SADD_IF_BELOW, 1, key, member, String(limit)))) === 1;
+  }
 }
+
+/** Count and add in one script, so parallel adders on any replica cannot all pass the count. */
+const SADD_IF_BELOW = `if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1]) return 1`;
 
 /** True when a Redis answers PING at `url` within about a second (for tools deciding what to start). */
 export async function redisReachable(url: string): Promise<boolean> {

@@ -24,6 +24,11 @@ export interface Store {
   subscribe(channel: string, onMessage: (message: string) => void): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Adds member to a set only while the set holds fewer than `limit` members, atomically (a limit
+   * checked by a separate read races with parallel writers); true when member is in the set afterwards.
+   */
+  saddIfBelow(key: string, member: string, limit: number): Promise<boolean>;
 }
 
 /** The store could not be reached or answered with an error: callers answer 503, never 500. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Restriction } from '../identity/principal.js';
+import { restrictionPatternProblem } from '../policy/pattern.js';
 import type { Store } from '../store/store.js';
 import { sha256Hex } from '../util/secret.js';
 import type { RefreshTokens } from './refresh-tokens.js';
@@ -71,18 +72,30 @@ export class Pats {
     if (ttl > this.policy.maxTTLSeconds) throw new PatPolicyError(`expiry may be at most ${Math.floor(this.policy.maxTTLSeconds / 86400)} days`);
     if (input.restriction) {
       const r = input.restriction;
-      if (r.repositories.length === 0 || r.repositories.length > 20 || r.repositories.some((p) => !p || p.length > 200)) throw new PatPolicyError('restriction needs 1 to 20 repository patterns');
+      if (r.repositories.length === 0 || r.repositories.length > 20) throw new PatPolicyError('restriction needs 1 to 20 repository patterns');
+      for (const p of r.repositories) {
+        const problem = restrictionPatternProblem(p);
+        if (problem) throw new PatPolicyError(problem);
+      }
       if (r.actions.length === 0 || r.actions.some((a) => !['pull', 'push', 'delete', '*'].includes(a))) throw new PatPolicyError('restriction actions must be among pull, push, delete, *');
     }
-    const existing = await this.list(input.owner, now);
-    if (existing.length >= this.policy.maxPerUser) throw new PatPolicyError(`at most ${this.policy.maxPerUser} tokens per user: revoke one first`);
+    const full = () => new PatPolicyError(`at most ${this.policy.maxPerUser} tokens per user: revoke one first`);
+    // Prunes ids of expired tokens from the owner's set, so that what the atomic add below counts is live.
+    if ((await this.list(input.owner, now)).length >= this.policy.maxPerUser) throw full();
     const secret = mintSecret(PAT_PREFIX);
     const hash = sha256Hex(secret);
     const record: PatRecord = { id: randomBytes(9).toString('base64url'), owner: input.owner, username: input.username, name, createdAt: now, expiresAt: now + ttl * 1000 };
     if (input.restriction) record.restriction = input.restriction;
+    // Records first, then the slot: an id in the owner's set always has its records, so a parallel
+    // list() never prunes (and frees) the slot of a token still being created. Nobody holds the
+    // secret until we return it, so records without a slot are harmless and removed on refusal.
     await this.store.set(K.byHash(hash), JSON.stringify(record), ttl);
     await this.store.set(K.hashById(record.id), hash, ttl);
-    await this.store.sadd(K.ofOwner(input.owner), record.id);
+    if (!(await this.store.saddIfBelow(K.ofOwner(input.owner), record.id, this.policy.maxPerUser))) {
+      await this.store.del(K.byHash(hash));
+      await this.store.del(K.hashById(record.id));
+      throw full();
+    }
     await this.store.sadd(K.all, record.id);
     return { secret, record };
   }
@@ -162,7 +175,8 @@ export class Pats {
     const ids = await this.store.smembers(K.ofOwner(owner));
     const done: string[] = [];
     for (const id of ids) if (await this.revoke(owner, id)) done.push(id);
-    await this.store.del(K.ofOwner(owner));
+    // No DEL of the owner's set: revoke() removed each id, and a DEL would also drop a token created
+    // meanwhile, which then escaped both the list and maxPerUser. Expired ids are pruned by list().
     return done;
   }
 

@@ -362,3 +362,48 @@ describe('cost', () => {
     }
   });
 });
+
+describe('identity-provider text in placeholders', () => {
+  // Label values come from the identity provider (groups) and accounts from sign-in: never syntax,
+  // never a cost beyond linear.
+  it('a value full of wildcards is literal and costs no backtracking on a 512-character name', () => {
+    const acl = new Acl([rule({ name: '${labels:groups}/**' }, ['push']), rule({ name: '*/${account}' }, ['pull'])]);
+    const evil = `${'*a'.repeat(20)}*b`;
+    const sub = subject({ account: evil, labels: { groups: [evil, '**', '?'] } });
+    const t = performance.now();
+    expect(grant(acl, sub, `repository:${'a'.repeat(512)}:push,pull`)).toEqual([]);
+    expect(grant(acl, sub, `repository:${'a/'.repeat(255)}a:push,pull`)).toEqual([]);
+    expect(performance.now() - t).toBeLessThan(100);
+    // ...and still matches itself, literally.
+    expect(acl.decideOne(sub, { type: 'repository', name: `${evil}/x`, actions: ['push'] }).granted).toEqual(['push']);
+    expect(acl.decideOne(sub, { type: 'repository', name: `x/${evil}`, actions: ['pull'] }).granted).toEqual(['pull']);
+  });
+
+  it('several label placeholders in one glob are not multiplied out: 3 × 400 values decide in milliseconds', () => {
+    const acl = new Acl([rule({ name: '${labels:org}/${labels:team}/${labels:env}-*' }, ['push'])]);
+    const many = (p: string) => Array.from({ length: 400 }, (_, i) => `${p}${i}`);
+    const sub = subject({ labels: { org: many('o'), team: many('t'), env: many('e') } });
+    const t = performance.now();
+    // 64 million combinations if expanded; the old code built them one by one.
+    expect(grant(acl, sub, 'repository:o399/t17/e250-api:push')).toEqual(['push']);
+    expect(grant(acl, sub, 'repository:o399/t17/x250-api:push')).toEqual([]);
+    expect(grant(acl, sub, `repository:o1/t1/e1-${'a'.repeat(490)}:push`)).toEqual(['push']);
+    expect(performance.now() - t).toBeLessThan(500);
+  });
+
+  it('a /regex/ rule whose label product is too large denies at that rule instead of being skipped', () => {
+    const acl = new Acl([rule({ name: '/${labels:org}-${labels:team}-(dev|qa)/' }, ['pull'], 'org-team'), rule({}, ['*'], 'everything else')]);
+    const many = (p: string) => Array.from({ length: 100 }, (_, i) => `${p}${i}`);
+    const big = acl.decideOne(subject({ labels: { org: many('o'), team: many('t') } }), parseScope('repository:o1-t1-dev:pull,push'));
+    expect(big.rule).toBe(0);
+    expect(big.granted).toEqual([]);
+    expect(big.comment).toMatch(/too many label values/);
+    // A product within bounds is decided as before.
+    const small = subject({ labels: { org: many('o').slice(0, 10), team: many('t').slice(0, 10) } });
+    expect(grant(acl, small, 'repository:o1-t9-qa:pull,push')).toEqual(['pull']);
+    expect(ruleFor(acl, small, 'repository:o1-t9-prod:pull')).toBe(1);
+    // One label alone is linear in its values and never refused.
+    const single = new Acl([rule({ name: '/${labels:groups}-(dev|qa)/' }, ['pull'])]);
+    expect(grant(single, subject({ labels: { groups: Array.from({ length: 5000 }, (_, i) => `g${i}`) } }), 'repository:g4999-qa:pull')).toEqual(['pull']);
+  });
+});

@@ -1,5 +1,5 @@
 import { parseClientIp, type Acl, type ScopeDecision } from '../../policy/acl.js';
-import { compilePattern } from '../../policy/pattern.js';
+import { compileGlob } from '../../policy/pattern.js';
 import type { Principal, Restriction } from '../../identity/principal.js';
 import type { AccessEntry } from '../../tokens/registry-jwt.js';
 import type { TokenRequest } from './request.js';
@@ -9,7 +9,8 @@ const restrictionMatchers = new WeakMap<Restriction, ((name: string) => boolean)
 function narrow(decision: ScopeDecision, r: Restriction): string[] {
   let matchers = restrictionMatchers.get(r);
   if (!matchers) {
-    matchers = r.repositories.map(compilePattern);
+    // Globs only, linear time: a `/regex/` stored before they were refused is literal text here (matches nothing).
+    matchers = r.repositories.map(compileGlob);
     restrictionMatchers.set(r, matchers);
   }
   const name = decision.scope.name;

@@ -1,4 +1,5 @@
 import type { Restriction } from '../../identity/principal.js';
+import { restrictionPatternProblem } from '../../policy/pattern.js';
 import { PatPolicyError } from '../../tokens/pats.js';
 
 /** Turns form or JSON input into PAT creation parameters; throws PatPolicyError with a plain message. */
@@ -18,7 +19,10 @@ export function parseTokenInput(body: Record<string, unknown>): { name: string; 
   if (repos.length || actions.length) {
     if (!repos.length) throw new PatPolicyError('a restriction needs at least one repository pattern');
     if (!actions.length) throw new PatPolicyError('a restriction needs at least one action (pull, push)');
-    for (const r of repos) if (!/^[A-Za-z0-9*._\-/:]+$/.test(r)) throw new PatPolicyError(`invalid repository pattern ${JSON.stringify(r.slice(0, 60))}`);
+    for (const r of repos) {
+      const problem = restrictionPatternProblem(r);
+      if (problem) throw new PatPolicyError(problem);
+    }
     out.restriction = { repositories: repos, actions: [...new Set(actions)] };
   }
   return out;
