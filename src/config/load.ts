@@ -9,6 +9,7 @@ import { ConfigError, formatPath } from './errors.js';
 import { interpolateSecrets } from './interpolate.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { federationProblems } from '../federation/schema.js';
+import { parseStandardCidr } from '../util/ip.js';
 
 export interface StaticUser {
   /** bcrypt hash, or null for the anonymous user `''`. */
@@ -19,7 +20,7 @@ export interface StaticUser {
 export interface Config {
   raw: RawConfig;
   baseDir: string;
-  server: { host: string | undefined; port: number; publicURL: string | undefined; tls: { key: string; cert: string } | null; trustProxy: boolean; realIPHeader: string | undefined };
+  server: { host: string | undefined; port: number; publicURL: string | undefined; tls: { key: string; cert: string } | null; trustProxy: boolean; trustedProxies: string[] | undefined; realIPHeader: string | undefined };
   token: {
     issuer: string;
     ttlSeconds: number;
@@ -169,6 +170,13 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
       if (cert !== undefined && key !== undefined) tls = { cert, key };
     }
   }
+  for (const [i, spec] of (server?.trustedProxies ?? []).entries()) {
+    try {
+      parseStandardCidr(spec.trim());
+    } catch (e) {
+      problems.push(`server.trustedProxies[${i}]: ${(e as Error).message}`);
+    }
+  }
   const ids = new Set<string>();
   (connectorsSection ?? []).forEach((c, i) => {
     if (ids.has(c.id)) problems.push(`connectors[${i}].id: duplicate id ${c.id}`);
@@ -182,7 +190,7 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   return {
     raw,
     baseDir,
-    server: { ...addr, publicURL: raw.server.publicURL?.replace(/\/$/, ''), tls, trustProxy: raw.server.trustProxy, realIPHeader: raw.server.realIPHeader },
+    server: { ...addr, publicURL: raw.server.publicURL?.replace(/\/$/, ''), tls, trustProxy: raw.server.trustProxy, trustedProxies: raw.server.trustedProxies, realIPHeader: raw.server.realIPHeader },
     token: {
       issuer: raw.token.issuer,
       ttlSeconds: durationToSeconds(raw.token.expiration),

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { parseStandardIp } from '../util/ip.js';
 import type { AclRuleConfig } from '../config/schema.js';
 import { compilePattern, compilePatternAs, escapeGlobLiteral, escapeRegexLiteral, isRegexPattern, type Matcher, type PatternKind } from './pattern.js';
 import type { Scope } from './scope.js';
@@ -314,14 +315,10 @@ export class Acl {
   }
 }
 
-/** Parses a client address once per request; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. */
+/**
+ * Parses a client address once per request; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. Only
+ * standard forms count: `167772169` or `0xa.0.0.9` is no address at all, so it matches no `ip` rule.
+ */
 export function parseClientIp(ip: string | undefined): AclSubject['ip'] {
-  if (!ip) return null;
-  try {
-    const a = ipaddr.parse(ip);
-    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address();
-    return a;
-  } catch {
-    return null;
-  }
+  return ip ? parseStandardIp(ip) : null;
 }
