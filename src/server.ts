@@ -16,6 +16,7 @@ import { createApp } from './http/app.js';
 import { mountDeviceRoutes } from './http/device/routes.js';
 import { clientResolver } from './http/client-ip.js';
 import { configWarnings } from './config/warnings.js';
+import { LoginStarts } from './http/web/login-rate.js';
 import { repeatResponder } from './http/token/fast-path.js';
 import { tokenEndpoint, type TokenOutcome } from './http/token/index.js';
 import type { WebDeps } from './http/web/deps.js';
@@ -246,6 +247,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), publicURL.startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
     limiter,
+    loginStarts: new LoginStarts(store),
     isAdmin,
     metrics,
     log,

@@ -24,6 +24,8 @@ export interface WebDeps {
   sessions: Sessions;
   recheckMinutes: number;
   limiter: AuthLimiter;
+  /** Per-address limit on starting a sign-in (each start stores a login attempt). */
+  loginStarts: { allowed(ip: string): Promise<boolean> };
   /** Admins (config `admin`) see the robot accounts page. */
   isAdmin(account: AccountRecord): boolean;
   metrics: Metrics;
