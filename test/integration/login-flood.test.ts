@@ -8,6 +8,7 @@ import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { startFakeGithub, type FakeGithub } from '../helpers/fake-github.js';
 import { cleanPrefix, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
+import { WebClient } from '../helpers/web-client.js';
 
 // GET /login/:id writes a 10-minute login-attempt record before the browser ever reaches the
 // provider. Unlimited, one address could fill Redis (measured: 142k requests in 20 s, 141,900 keys).
@@ -87,5 +88,24 @@ describe('GET /login/:id', () => {
     const res = await start('198.51.100.21');
     expect(res.status).toBe(302);
     expect(new URL(res.headers.get('location')!).origin).toBe(gh.baseURL);
+  });
+});
+
+describe('a GitHub sign-in with an incomplete membership answer', () => {
+  it('ends on a page that says why, and creates no session', async () => {
+    gh.addUser({ id: 4242, login: 'partial', emails: [{ email: 'p@example.com', primary: true, verified: true }], orgs: ['acme'], teams: [{ org: 'acme', slug: 'ops' }] });
+    gh.signInAs('partial');
+    gh.refuse.set('/user/teams', 403);
+    try {
+      const browser = new WebClient(berth.url);
+      const { res, html } = await browser.get('/login/github');
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/text\/html/);
+      expect(html).toMatch(/Sign-in failed/);
+      expect(html).toMatch(/team memberships/);
+      expect(browser.cookieHeader()).not.toMatch(/berth_session=/);
+    } finally {
+      gh.refuse.clear();
+    }
   });
 });
