@@ -84,6 +84,35 @@ describe('GET /login/:id', () => {
     expect(await keysMatching('login:*')).toBeLessThanOrEqual(60);
   });
 
+  it('bounds them with the memory store too', async () => {
+    const config = await loadConfigText(
+      `
+token: { issuer: flood-memory, generatedKeyDir: keys }
+connectors:
+  - { type: github, id: github, clientID: ${gh.clientID}, clientSecret: ${gh.clientSecret}, baseURL: "${gh.baseURL}", apiURL: "${gh.apiURL}" }
+users: { "": {} }
+acl: []
+`,
+      dir,
+    );
+    const memory = await startServer(config, { port: 0, host: '127.0.0.1', log: createLogger('silent') });
+    try {
+      let redirected = 0;
+      for (let i = 0; i < 200; i += 40) {
+        const batch = await Promise.all(Array.from({ length: 40 }, () => fetch(`${memory.url}/login/github`, { redirect: 'manual' })));
+        for (const r of batch) {
+          if (r.status === 302) redirected++;
+          else expect(r.status).toBe(429);
+          await r.body?.cancel();
+        }
+      }
+      expect(redirected).toBeGreaterThan(0);
+      expect(redirected).toBeLessThanOrEqual(60);
+    } finally {
+      await memory.close();
+    }
+  });
+
   it('still lets another address start a sign-in', async () => {
     const res = await start('198.51.100.21');
     expect(res.status).toBe(302);

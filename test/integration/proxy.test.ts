@@ -1,5 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,5 +146,21 @@ describe('TLS hygiene', () => {
     expect((await get(published, '/healthz', {}))['strict-transport-security']).toMatch(/^max-age=\d{7,}/);
     expect((await get(published, '/', {}))['strict-transport-security']).toMatch(/^max-age=\d{7,}/);
     expect((await get(legacy, '/healthz', {}))['strict-transport-security']).toBeUndefined();
+  });
+
+  it('sends HSTS and Secure cookies when serving https itself', async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    const tls = await start('{ certificate: tls.crt, key: tls.key }');
+    expect(tls.url).toMatch(/^https:/);
+    const headers = await new Promise<import('node:http').IncomingHttpHeaders>((resolve, reject) => {
+      const req = httpsRequest(new URL('/', tls.url), { rejectUnauthorized: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(headers['strict-transport-security']).toMatch(/^max-age=\d{7,}/);
+    expect((headers['set-cookie'] ?? []).find((c) => c.startsWith('berth_csrf='))).toMatch(/;\s*secure/i);
   });
 });
