@@ -161,6 +161,8 @@ function parseIpSpec(spec: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
   // ipaddr.js also reads `10` as 0.0.0.10 and `010.0.0.1` as octal 8.0.0.1; a rule written that way
   // would silently match other addresses than its author meant.
   if (!addr.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(addr)) throw new Error('not a dotted-quad IPv4 address');
+  // IPv6 likewise: no zone, and an embedded IPv4 tail in dotted-quad (not ::ffff:0xa.0.0.9).
+  if (addr.includes(':') && !parseStandardIp(addr)) throw new Error('not an IPv6 address in standard form');
   let [range, bits] = slash < 0 ? (() => {
     const a = ipaddr.parse(spec);
     return [a, a.kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number];

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
 import { clientResolver, type ClientIpOptions } from '../../src/http/client-ip.js';
 import { createLogger } from '../../src/log.js';
-import { parseClientIp } from '../../src/policy/acl.js';
+import { compileRule, parseClientIp } from '../../src/policy/acl.js';
 import { parseStandardCidr, parseStandardIp } from '../../src/util/ip.js';
 
 // Repeated token GETs are answered before Koa exists for the request, keyed by the client address;
@@ -108,6 +108,13 @@ describe('standard address forms only', () => {
       expect(parseClientIp(s), s).toBeNull();
     }
     expect(parseClientIp('::ffff:10.0.0.9')?.toString()).toBe('10.0.0.9');
+  });
+
+  it('refuses ACL ip rules in non-standard form', () => {
+    for (const ip of ['167772160/8', '0xa.0.0.0/8', '010.0.0.0/8', '::ffff:0xa.0.0.0/104', 'fe80::1%eth0']) {
+      expect(() => compileRule({ match: { ip }, actions: ['pull'] }, 0), ip).toThrow();
+    }
+    expect(() => compileRule({ match: { ip: '::ffff:10.0.0.0/104' }, actions: ['pull'] }, 0)).not.toThrow();
   });
 
   it('refuses trusted-proxy entries in non-standard form', () => {
