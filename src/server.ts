@@ -14,7 +14,9 @@ import { mountTokenApi } from './http/api/tokens.js';
 import { createApp } from './http/app.js';
 import { parseBodies } from './http/body.js';
 import { mountDeviceRoutes } from './http/device/routes.js';
-import { clientIpResolver } from './http/client-ip.js';
+import { clientResolver } from './http/client-ip.js';
+import { configWarnings } from './config/warnings.js';
+import { LoginStarts } from './http/web/login-rate.js';
 import { repeatResponder } from './http/token/fast-path.js';
 import { tokenEndpoint, type TokenOutcome } from './http/token/index.js';
 import type { WebDeps } from './http/web/deps.js';
@@ -178,7 +180,9 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const credentials = new Credentials([patVerifier, new RobotVerifier(robots), federation, staticUsers], refreshTokens, limiter, raw.token.reuseWindow, () => staticUsers.anonymous());
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
-  const clientIp = clientIpResolver({ trustProxy: config.server.trustProxy, realIPHeader: config.server.realIPHeader });
+  // One resolver for Koa and the fast path: they must agree on who the client is.
+  const resolveClient = clientResolver({ trustProxy: config.server.trustProxy, trustedProxies: config.server.trustedProxies, realIPHeader: config.server.realIPHeader });
+  const clientIp = (req: IncomingMessage) => resolveClient(req).ip;
   const audit = createAuditLogger(log);
   const onOutcome = (o: TokenOutcome) => {
     metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds, o.reused);
@@ -209,8 +213,8 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const tokenPaths = new Set([config.token.path, `${config.token.path}/token`]);
   const { app, router } = createApp({
     log,
-    trustProxy: config.server.trustProxy,
-    realIPHeader: config.server.realIPHeader,
+    resolveClient,
+    hsts: config.server.tls !== null || publicURL.startsWith('https:'),
     onStoreError: () => metrics.storeErrors.inc(),
     front: (ctx, next) => (ctx.method === 'GET' && tokenPaths.has(ctx.path) ? handle(ctx) : next()),
     tokenPaths,
@@ -254,6 +258,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     pats,
     sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), publicURL.startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
+    loginStarts: new LoginStarts(store),
     isAdmin,
     metrics,
     log,
@@ -293,6 +298,7 @@ function restartOnlyChanges(old: Config, next: Config): string[] {
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.raw.log.level);
+  for (const w of configWarnings(config)) log.warn(w);
   const store = opts.store ?? (await openStore(config, log));
   let current: Generation | null = null;
 

@@ -70,7 +70,9 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const file = rest[0] ?? process.env.BERTH_CONFIG;
       if (!file) throw new UsageError('check-config needs a FILE');
-      await (await loadConfig())(file);
+      const config = await (await loadConfig())(file);
+      const { configWarnings } = await import('../config/warnings.js');
+      for (const w of configWarnings(config)) process.stderr.write(`${file}: warning: ${w}\n`);
       process.stdout.write(`${file}: ok\n`);
       return 0;
     }

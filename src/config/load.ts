@@ -11,6 +11,7 @@ import { configSchema, type RawConfig } from './schema.js';
 import { federationProblems } from '../federation/schema.js';
 import { namespaceProblems } from '../identity/account-names.js';
 import { namespaceSources } from './namespace.js';
+import { parseStandardCidr } from '../util/ip.js';
 
 export interface StaticUser {
   /** bcrypt hash, or null for the anonymous user `''`. */
@@ -21,7 +22,7 @@ export interface StaticUser {
 export interface Config {
   raw: RawConfig;
   baseDir: string;
-  server: { host: string | undefined; port: number; publicURL: string | undefined; tls: { key: string; cert: string } | null; trustProxy: boolean; realIPHeader: string | undefined };
+  server: { host: string | undefined; port: number; publicURL: string | undefined; tls: { key: string; cert: string } | null; trustProxy: boolean; trustedProxies: string[] | undefined; realIPHeader: string | undefined };
   token: {
     issuer: string;
     ttlSeconds: number;
@@ -171,6 +172,13 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
       if (cert !== undefined && key !== undefined) tls = { cert, key };
     }
   }
+  for (const [i, spec] of (server?.trustedProxies ?? []).entries()) {
+    try {
+      parseStandardCidr(spec.trim());
+    } catch (e) {
+      problems.push(`server.trustedProxies[${i}]: ${(e as Error).message}`);
+    }
+  }
   const ids = new Set<string>();
   (connectorsSection ?? []).forEach((c, i) => {
     if (ids.has(c.id)) problems.push(`connectors[${i}].id: duplicate id ${c.id}`);
@@ -188,7 +196,7 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   return {
     raw,
     baseDir,
-    server: { ...addr, publicURL: raw.server.publicURL?.replace(/\/$/, ''), tls, trustProxy: raw.server.trustProxy, realIPHeader: raw.server.realIPHeader },
+    server: { ...addr, publicURL: raw.server.publicURL?.replace(/\/$/, ''), tls, trustProxy: raw.server.trustProxy, trustedProxies: raw.server.trustedProxies, realIPHeader: raw.server.realIPHeader },
     token: {
       issuer: raw.token.issuer,
       ttlSeconds: durationToSeconds(raw.token.expiration),

@@ -61,7 +61,10 @@ export const serverSchema = z.strictObject({
   publicURL: z.string().url().optional(),
   certificate: z.string().optional(),
   key: z.string().optional(),
+  /** Alone (no trustedProxies): one forwarded hop, from loopback/private-network peers only. Deprecated. */
   trustProxy: z.boolean().default(false),
+  /** CIDRs of the proxies whose X-Forwarded-For / -Proto count; walked from the right past these. */
+  trustedProxies: z.array(z.string()).optional(),
   realIPHeader: z.string().optional(),
 });
 

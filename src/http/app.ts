@@ -1,4 +1,4 @@
-import { METHODS } from 'node:http';
+import { METHODS, type IncomingMessage } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
@@ -7,13 +7,19 @@ import { sendPage } from './web/html.js';
 import { errorPage } from './web/pages.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { AuthenticationError } from '../identity/principal.js';
+import { clientResolver, type ClientInfo } from './client-ip.js';
 
 const MAX_QUERY_LENGTH = 8192;
 
 export interface AppOptions {
   log: Logger;
-  trustProxy: boolean;
+  trustProxy?: boolean | undefined;
+  trustedProxies?: readonly string[] | undefined;
   realIPHeader?: string | undefined;
+  /** The client resolver the token fast path uses too; built from the options above when absent. */
+  resolveClient?: (req: IncomingMessage) => ClientInfo;
+  /** Send Strict-Transport-Security (Berth serves, or is published, over https). */
+  hsts?: boolean;
   onStoreError?: () => void;
   /** Runs before everything else (the token endpoint's GETs), handling its own errors. */
   front?: Koa.Middleware;
@@ -74,11 +80,23 @@ function answerError(ctx: Koa.Context, err: HttpError, format: ErrorFormat, appT
  * proxy settings. Routes are mounted by src/server.ts.
  */
 export function createApp(opts: AppOptions): { app: Koa; router: Router } {
-  // Behind a proxy, only the address the nearest proxy appended counts: the leftmost
-  // X-Forwarded-For entries are whatever the client wrote, and would get past `ip` rules and the
-  // per-address lockout.
-  const app = new Koa({ proxy: opts.trustProxy, maxIpsCount: 1, ...(opts.realIPHeader ? { proxyIpHeader: opts.realIPHeader } : {}) });
+  // Koa's own proxy support trusts any peer and reads the client-written end of X-Forwarded-Proto;
+  // ctx.ip and ctx.protocol (hence ctx.secure and Secure cookies) come from client-ip.ts instead,
+  // the same function the token fast path uses, so the two can never disagree.
+  const resolve = opts.resolveClient ?? clientResolver({ trustProxy: opts.trustProxy, trustedProxies: opts.trustedProxies, realIPHeader: opts.realIPHeader });
+  const app = new Koa({ proxy: false });
+  Object.defineProperties(app.request, {
+    ip: { configurable: true, get(this: Koa.Request) { return resolve(this.req).ip; } },
+    protocol: { configurable: true, get(this: Koa.Request) { return resolve(this.req).protocol; } },
+  });
   app.silent = true;
+  if (opts.hsts) {
+    app.use((ctx, next) => {
+      // Two years, the preload list's minimum; subdomains are not Berth's to speak for.
+      ctx.set('Strict-Transport-Security', 'max-age=63072000');
+      return next();
+    });
+  }
   if (opts.front) app.use(opts.front);
   const tokenKeys = new Set([...(opts.tokenPaths ?? [])].map(routeKey));
   const appTitle = opts.appTitle ?? 'Berth';

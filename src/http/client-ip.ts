@@ -1,28 +1,94 @@
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { inCidrs, parseStandardCidr, parseStandardIp, type Cidr } from '../util/ip.js';
 
 export interface ClientIpOptions {
-  trustProxy: boolean;
-  /** Header the nearest proxy writes the client address to; X-Forwarded-For by default. */
+  /**
+   * Without trustedProxies: honour one forwarded hop, and only from a loopback or private-network
+   * peer (the pre-trustedProxies meaning of `trustProxy: true`, kept so old configs work).
+   */
+  trustProxy?: boolean | undefined;
+  /** CIDRs (or bare addresses) of the proxies whose forwarded headers count; walked past from the right. */
+  trustedProxies?: readonly string[] | undefined;
+  /** Header the proxies write client addresses to; X-Forwarded-For by default. */
   realIPHeader?: string | undefined;
 }
 
+export interface ClientInfo {
+  /** The client's address ('' when the socket has none). */
+  ip: string;
+  /** The scheme the client used to reach the first trusted hop (or this server). */
+  protocol: 'http' | 'https';
+}
+
+/** Where proxies normally sit when an operator just said "behind a proxy". */
+export const PRIVATE_NETWORKS: readonly string[] = ['127.0.0.0/8', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7'];
+
+/** The trusted-proxy list, validated; throws with the offending entry. */
+export function parseTrustedProxies(specs: readonly string[]): Cidr[] {
+  return specs.map((s) => parseStandardCidr(s.trim()));
+}
+
 /**
- * The client address as Koa's `ctx.ip` gives it with `maxIpsCount: 1` (see createApp): the socket's
- * peer, or behind a trusted proxy the last entry of its header — the one the nearest proxy
- * appended, not what the client wrote. Token requests answered ahead of Koa (fast-path.ts) need
- * the same address without a Koa context; a property test holds the two to the same answers.
+ * The one answer to "who is the client, and did it use https?" — for Koa (createApp installs it as
+ * ctx.ip / ctx.protocol) and for the token fast path, which answers before Koa exists
+ * (fast-path.ts). Computed once per request.
+ *
+ * Forwarded headers count only when the socket's peer is a trusted proxy. The address list is then
+ * walked from the right — each entry was appended by the hop to its right — past every trusted
+ * address; the first untrusted one is the client. Entries left of it were written by the client
+ * and are never read. An entry that is not an address in standard form ends the walk: the client
+ * is then the hop that forwarded it. The scheme is X-Forwarded-Proto's entry for that same hop,
+ * counted from the right (or its leftmost when proxies overwrite rather than append).
  */
-export function clientIpResolver(opts: ClientIpOptions): (req: IncomingMessage) => string {
-  const peer = (req: IncomingMessage) => req.socket.remoteAddress ?? '';
-  if (!opts.trustProxy) return peer;
+export function clientResolver(opts: ClientIpOptions): (req: IncomingMessage) => ClientInfo {
+  const explicit = opts.trustedProxies && opts.trustedProxies.length > 0;
+  const trusted = explicit ? parseTrustedProxies(opts.trustedProxies!) : opts.trustProxy ? parseTrustedProxies(PRIVATE_NETWORKS) : null;
+  const maxHops = explicit ? Number.POSITIVE_INFINITY : 1;
   const header = (opts.realIPHeader ?? 'X-Forwarded-For').toLowerCase();
-  return (req) => {
+  const seen = new WeakMap<IncomingMessage, ClientInfo>();
+
+  const resolve = (req: IncomingMessage): ClientInfo => {
+    const peer = req.socket.remoteAddress ?? '';
+    const own: ClientInfo = { ip: peer, protocol: (req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http' };
+    if (!trusted) return own;
+    const peerAddr = parseStandardIp(peer);
+    if (!peerAddr || !inCidrs(peerAddr, trusted)) return own;
     const raw = req.headers[header];
-    // Node joins repeated X-Forwarded-For lines with ", " and keeps the first of other repeated
-    // headers; either way a string (or, for unusual names, an array Koa would not split either).
-    const value = typeof raw === 'string' ? raw : '';
-    if (!value) return peer(req);
-    const last = value.slice(value.lastIndexOf(',') + 1).trim();
-    return last || peer(req);
+    // Node joins repeated X-Forwarded-For lines with ", "; other repeated headers keep the first.
+    const entries = typeof raw === 'string' && raw ? raw.split(',') : [];
+    let ip = peer;
+    let hops = 0;
+    for (let i = entries.length - 1; i >= 0 && hops < maxHops; i--) {
+      const a = parseStandardIp(entries[i]!.trim());
+      if (!a) break;
+      ip = a.toString();
+      hops++;
+      if (!inCidrs(a, trusted)) break;
+    }
+    if (hops === 0) return own;
+    return { ip, protocol: forwardedProto(req.headers['x-forwarded-proto'], hops) ?? own.protocol };
   };
+
+  return (req) => {
+    let info = seen.get(req);
+    if (!info) {
+      info = resolve(req);
+      seen.set(req, info);
+    }
+    return info;
+  };
+}
+
+function forwardedProto(raw: string | string[] | undefined, hop: number): 'http' | 'https' | undefined {
+  if (typeof raw !== 'string' || !raw) return undefined;
+  const protos = raw.split(',');
+  const v = protos[Math.max(0, protos.length - hop)]!.trim().toLowerCase();
+  return v === 'https' || v === 'http' ? v : undefined;
+}
+
+/** Just the address: what the token fast path keys its cache on. */
+export function clientIpResolver(opts: ClientIpOptions): (req: IncomingMessage) => string {
+  const resolve = clientResolver(opts);
+  return (req) => resolve(req).ip;
 }

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { parseStandardIp } from '../util/ip.js';
 import type { AclRuleConfig } from '../config/schema.js';
 import { compileGlobTokens, compilePattern, compilePatternAs, escapeRegexLiteral, isRegexPattern, parseGlob, type GlobToken, type Matcher, type PatternKind } from './pattern.js';
 import type { Scope } from './scope.js';
@@ -217,6 +218,8 @@ function parseIpSpec(spec: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
   // ipaddr.js also reads `10` as 0.0.0.10 and `010.0.0.1` as octal 8.0.0.1; a rule written that way
   // would silently match other addresses than its author meant.
   if (!addr.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(addr)) throw new Error('not a dotted-quad IPv4 address');
+  // IPv6 likewise: no zone, and an embedded IPv4 tail in dotted-quad (not ::ffff:0xa.0.0.9).
+  if (addr.includes(':') && !parseStandardIp(addr)) throw new Error('not an IPv6 address in standard form');
   let [range, bits] = slash < 0 ? (() => {
     const a = ipaddr.parse(spec);
     return [a, a.kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -392,14 +395,10 @@ export class Acl {
   }
 }
 
-/** Parses a client address once per request; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. */
+/**
+ * Parses a client address once per request; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. Only
+ * standard forms count: `167772169` or `0xa.0.0.9` is no address at all, so it matches no `ip` rule.
+ */
 export function parseClientIp(ip: string | undefined): AclSubject['ip'] {
-  if (!ip) return null;
-  try {
-    const a = ipaddr.parse(ip);
-    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address();
-    return a;
-  } catch {
-    return null;
-  }
+  return ip ? parseStandardIp(ip) : null;
 }

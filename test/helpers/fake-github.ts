@@ -78,6 +78,19 @@ export interface FakeGithub {
   maxPerPage: number;
   /** The next authorize request is denied by the user (error=access_denied). */
   denyNext: boolean;
+  /**
+   * REST paths answered with this status and GitHub's error body whatever the token's scopes:
+   * 403 (an organization's OAuth app policy, a disabled endpoint) or 404 (GitHub's answer to a
+   * token that may not see a resource).
+   */
+  refuse: Map<string, 403 | 404>;
+  /**
+   * A REST path answered with a well-formed JSON list `bytes` long (team objects), streamed
+   * without Content-Length unless `declare` is set, like a misbehaving proxy or instance would.
+   */
+  oversize: { path: string; bytes: number; declare?: boolean } | undefined;
+  /** Bytes of the last oversize answer that were actually written before the client hung up. */
+  oversizeSent: number;
   addUser(u: FakeUserInput): void;
   /** Which account the browser is "signed in" as at GitHub (the authorize endpoint approves as this user). */
   signInAs(login: string): void;
@@ -154,6 +167,9 @@ export async function startFakeGithub(opts: { clientID?: string; clientSecret?: 
     hang: false,
     maxPerPage: 100,
     denyNext: false,
+    refuse: new Map(),
+    oversize: undefined,
+    oversizeSent: 0,
     addUser(u) {
       users.set(u.login.toLowerCase(), {
         id: u.id,
@@ -446,6 +462,10 @@ export async function startFakeGithub(opts: { clientID?: string; clientSecret?: 
     if (accepted.length > 0 && !accepted.some((s) => grant.scopes.includes(s))) {
       return json(res, 403, { message: 'Resource not accessible by integration', documentation_url: DOCS, status: '403' }, headers);
     }
+    const refused = fake.refuse.get(path);
+    if (refused === 403) return json(res, 403, { message: 'Resource not accessible by integration', documentation_url: DOCS, status: '403' }, headers);
+    if (refused === 404) return json(res, 404, { message: 'Not Found', documentation_url: DOCS, status: '404' }, headers);
+    if (fake.oversize?.path === path) return streamOversize(res, fake.oversize, headers);
     switch (path) {
       case '/user':
         return json(res, 200, userObject(user), headers);
@@ -456,6 +476,34 @@ export async function startFakeGithub(opts: { clientID?: string; clientSecret?: 
       default:
         return paged(res, url, user.teams.map(teamObject), headers);
     }
+  }
+
+  function streamOversize(res: ServerResponse, o: { bytes: number; declare?: boolean }, headers: Record<string, string>): void {
+    const item = JSON.stringify(teamObject({ org: 'acme', slug: 'padding' }));
+    const count = Math.max(1, Math.floor((o.bytes - 2) / (item.length + 1)));
+    const total = 2 + count * item.length + (count - 1);
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', ...headers, ...(o.declare ? { 'Content-Length': String(total) } : {}) });
+    fake.oversizeSent = 0;
+    let i = 0;
+    const chunk = Buffer.from(Array.from({ length: 64 }, () => item).join(','));
+    // Written as the client reads (backpressure), so a client that stops reading stops the flow.
+    const pump = () => {
+      while (i < count) {
+        const n = Math.min(64, count - i);
+        const piece = i === 0 ? Buffer.concat([Buffer.from('['), n === 64 ? chunk : Buffer.from(Array.from({ length: n }, () => item).join(','))]) : Buffer.concat([Buffer.from(','), n === 64 ? chunk : Buffer.from(Array.from({ length: n }, () => item).join(','))]);
+        i += n;
+        fake.oversizeSent += piece.length;
+        if (i >= count) {
+          res.end(Buffer.concat([piece, Buffer.from(']')]));
+          return;
+        }
+        if (!res.write(piece)) return void res.once('drain', pump);
+      }
+    };
+    res.on('close', () => {
+      i = count;
+    });
+    pump();
   }
 
   return fake;

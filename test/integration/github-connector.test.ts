@@ -25,6 +25,8 @@ afterEach(() => {
   gh.hang = false;
   gh.maxPerPage = 100;
   gh.denyNext = false;
+  gh.refuse.clear();
+  gh.oversize = undefined;
 });
 
 function connector(over: Record<string, unknown> = {}, env: { timeoutMs?: number } = {}): GithubConnector {
@@ -140,20 +142,31 @@ describe('sign-in', () => {
     }
   });
 
-  it('stops following Link headers after 20 pages', async () => {
+  it('refuses to sign in with a list cut at 20 pages rather than fewer groups', async () => {
     const orgs = Array.from({ length: 25 }, (_, i) => `org-${String(i).padStart(2, '0')}`);
     user({ orgs });
     gh.maxPerPage = 1;
-    const id = await signIn(connector({ loadTeams: false }));
-    expect(id.groups).toEqual(orgs.slice(0, 20));
+    const before = gh.apiRequests.length;
+    const err = await signIn(connector({ loadTeams: false })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoginRefusedError);
+    expect((err as Error).message).toMatch(/more than 20 pages/);
+    // It still stopped reading after 20 pages.
+    expect(gh.apiRequests.slice(before).filter((r) => r.path === '/user/orgs')).toHaveLength(20);
   });
 
-  it('falls back to the public profile email when the email listing is forbidden', async () => {
+  it('has no email when the email listing is forbidden, not the unverified profile email', async () => {
     const u = user({ publicEmail: 'public@example.com', emails: [{ email: 'private@example.com', primary: true, verified: true }], orgs: ['acme'] });
     gh.grantScopes(u.login, 'read:user read:org');
     const id = await signIn(connector());
-    expect(id.email).toBe('public@example.com');
+    expect(id.email).toBeUndefined();
     expect(id.groups).toEqual(['acme']);
+  });
+
+  it('has no email when /user/emails answers 404', async () => {
+    user({ publicEmail: 'public@example.com', orgs: ['acme'] });
+    gh.refuse.set('/user/emails', 404);
+    const id = await signIn(connector());
+    expect(id.email).toBeUndefined();
   });
 
   it('has no email when the primary address is not verified', async () => {
@@ -162,17 +175,63 @@ describe('sign-in', () => {
     expect(id.email).toBeUndefined();
   });
 
-  it('keeps org groups when /user/teams answers 403 for a token without read:org', async () => {
+  it('refuses to sign in when /user/teams answers 403 for a token without read:org (teams carry deny rules)', async () => {
     const u = user({ orgs: ['acme', 'globex'], teams: [{ org: 'acme', slug: 'platform' }] });
     // `user` lets /user/orgs through (documented) but /user/teams insists on read:org in the fake.
     gh.grantScopes(u.login, 'user');
-    const id = await signIn(connector());
-    const direct = await fetch(`${gh.apiURL}/user/teams`, { headers: { Authorization: `Bearer ${id.upstream!.accessToken}` } });
+    const err = await signIn(connector()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoginRefusedError);
+    expect((err as Error).message).toMatch(/team memberships.*403.*read:org/);
+    const token = gh.tokensOf(u.login).at(-1)!;
+    const direct = await fetch(`${gh.apiURL}/user/teams`, { headers: { Authorization: `Bearer ${token}` } });
     expect(direct.status).toBe(403);
     expect(((await direct.json()) as { message: string }).message).toBe('Resource not accessible by integration');
-    expect(id.groups).toEqual(['acme', 'globex']);
-    expect(id.claims?.teamsReadable).toBe(false);
-    expect(id.upstream?.scope).toBe('user');
+  });
+
+  it('refuses to sign in when /user/teams answers 404', async () => {
+    user({ orgs: ['acme'], teams: [{ org: 'acme', slug: 'platform' }] });
+    gh.refuse.set('/user/teams', 404);
+    const err = await signIn(connector()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoginRefusedError);
+    expect((err as Error).message).toMatch(/team memberships.*404/);
+  });
+
+  it('signs in without teams when loadTeams is off, without asking for them', async () => {
+    user({ orgs: ['acme'], teams: [{ org: 'acme', slug: 'platform' }] });
+    gh.refuse.set('/user/teams', 403);
+    const before = gh.apiRequests.length;
+    const id = await signIn(connector({ loadTeams: false }));
+    expect(id.groups).toEqual(['acme']);
+    expect(gh.apiRequests.slice(before).some((r) => r.path === '/user/teams')).toBe(false);
+  });
+
+  it('refuses to sign in with 2,100 teams instead of keeping the first 2,000', async () => {
+    const teams = Array.from({ length: 2100 }, (_, i) => ({ org: 'acme', slug: `team-${i}` }));
+    user({ orgs: ['acme'], teams });
+    const err = await signIn(connector()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoginRefusedError);
+    expect((err as Error).message).toMatch(/more than 20 pages.*\/user\/teams/);
+  });
+
+  it('stops reading a 120 MB /user/teams answer at the size limit', async () => {
+    user({ orgs: ['acme'] });
+    gh.oversize = { path: '/user/teams', bytes: 120 * 1024 * 1024 };
+    const rss = process.memoryUsage().rss;
+    const err = await signIn(connector()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoginRefusedError);
+    expect((err as Error).message).toMatch(/\/user\/teams.*larger than/);
+    // The fake writes only as fast as Berth reads: a little past the limit plus socket buffers.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gh.oversizeSent).toBeLessThan(16 * 1024 * 1024);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(100 * 1024 * 1024);
+  });
+
+  it('refuses a declared Content-Length over the limit without reading the body', async () => {
+    user({ orgs: ['acme'] });
+    gh.oversize = { path: '/user/teams', bytes: 50 * 1024 * 1024, declare: true };
+    const err = await signIn(connector()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoginRefusedError);
+    expect((err as Error).message).toMatch(/larger than/);
   });
 
   it('refuses a user outside allowedOrgs', async () => {
@@ -302,6 +361,34 @@ describe('refresh', () => {
     const id = await signIn(c);
     await expect(c.refresh({ ...id, subject: '1' })).rejects.toBeInstanceOf(IdentityRevokedError);
     await expect(c.refresh({ ...id, upstream: {} })).rejects.toBeInstanceOf(IdentityRevokedError);
+  });
+
+  it('reports unreadable or cut team listings as upstream unavailable (grace, then closed), never fewer groups', async () => {
+    const u = user({ orgs: ['acme'], teams: [{ org: 'acme', slug: 'platform' }] });
+    const c = connector();
+    const id = await signIn(c);
+    expect(id.groups).toEqual(['acme', 'acme/platform']);
+    for (const status of [403, 404] as const) {
+      gh.refuse.set('/user/teams', status);
+      await expect(c.refresh(id)).rejects.toBeInstanceOf(UpstreamUnavailableError);
+      gh.refuse.clear();
+    }
+    gh.setTeams(u.login, Array.from({ length: 2100 }, (_, i) => ({ org: 'acme', slug: `team-${i}` })));
+    await expect(c.refresh(id)).rejects.toBeInstanceOf(UpstreamUnavailableError);
+    gh.setTeams(u.login, [{ org: 'acme', slug: 'platform' }]);
+    gh.oversize = { path: '/user/teams', bytes: 30 * 1024 * 1024 };
+    await expect(c.refresh(id)).rejects.toBeInstanceOf(UpstreamUnavailableError);
+    gh.oversize = undefined;
+    expect((await c.refresh(id)).groups).toEqual(['acme', 'acme/platform']);
+  });
+
+  it('drops the email at refresh when /user/emails becomes unreadable', async () => {
+    const u = user({ publicEmail: 'public@example.com' });
+    const c = connector();
+    const id = await signIn(c);
+    expect(id.email).toBe(`octo${u.id}@users.example`);
+    gh.refuse.set('/user/emails', 403);
+    expect((await c.refresh(id)).email).toBeUndefined();
   });
 
   it('reports GitHub answering 502 as upstream unavailable, not revoked', async () => {

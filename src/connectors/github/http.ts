@@ -4,6 +4,14 @@ export const API_VERSION = '2022-11-28';
 /** More than 2,000 orgs or teams is not a real account; stop instead of looping on a bad Link. */
 export const MAX_PAGES = 20;
 export const PER_PAGE = 100;
+/**
+ * Largest answer body read from GitHub. A page of 100 team objects (each with its organization)
+ * is about 300 KB; a body beyond this is not GitHub answering normally, and reading it whole would
+ * cost memory in proportion to whatever the other end sends (a 120 MB /user/teams took RSS to 463 MB).
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Error bodies are only read for their message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /** GitHub answered, but with a status the caller has to interpret (401 on a token, 403 on a scope). */
 export class GithubStatusError extends Error {
@@ -32,6 +40,16 @@ function describe(e: unknown): string {
   return String(e);
 }
 
+/**
+ * GitHub answered, but not with the whole of what was asked: a listing cut at MAX_PAGES, a body
+ * over MAX_BODY_BYTES, or a membership listing it refused to show. Using the part would mean fewer
+ * groups, and a group's deny rule silently not applying; so this is an upstream failure (grace,
+ * then fail closed, when re-checking) and a refused sign-in. The message is meant for people.
+ */
+export class GithubAnswerIncomplete extends UpstreamUnavailableError {
+  override name = 'GithubAnswerIncomplete';
+}
+
 /** A request that never reached a usable answer: the provider is unavailable, not the user refused. */
 export async function fetchOrUnavailable(f: typeof fetch, url: string, init: RequestInit, what: string): Promise<Response> {
   try {
@@ -41,13 +59,38 @@ export async function fetchOrUnavailable(f: typeof fetch, url: string, init: Req
   }
 }
 
-export async function readJSON(res: Response, what: string): Promise<unknown> {
-  let text: string;
+/** The body as text, reading no more than `limit` bytes (after decompression) of it. */
+export async function readLimited(res: Response, what: string, limit = MAX_BODY_BYTES): Promise<string> {
+  const tooLarge = () => new GithubAnswerIncomplete(`GitHub's ${what} answer was larger than ${Math.round(limit / 1024)} KB; Berth does not read answers that size`);
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
   try {
-    text = await res.text();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
   } catch (e) {
+    if (e instanceof GithubAnswerIncomplete) throw e;
     throw new UpstreamUnavailableError(`GitHub ${what} answer was cut off: ${describe(e)}`);
   }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function readJSON(res: Response, what: string): Promise<unknown> {
+  const text = await readLimited(res, what);
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -114,10 +157,10 @@ export class GithubHttp {
     if (res.status !== 200) {
       let message: string | undefined;
       try {
-        const b = (await res.json()) as { message?: unknown };
-        if (typeof b?.message === 'string') message = b.message;
+        const b = JSON.parse(await readLimited(res, path, MAX_ERROR_BODY_BYTES)) as { message?: unknown };
+        if (typeof b?.message === 'string') message = b.message.slice(0, 200);
       } catch {
-        // A non-JSON error body still has a meaningful status.
+        // A non-JSON (or oversized) error body still has a meaningful status.
       }
       if (res.status >= 300 && res.status < 400) throw new UpstreamUnavailableError(`GitHub ${path} answered with a redirect (${res.status})`);
       throw new GithubStatusError(res.status, path, message);
@@ -129,7 +172,10 @@ export class GithubHttp {
     return (await this.get(token, this.url(path))).body;
   }
 
-  /** Follows Link rel="next" up to MAX_PAGES; beyond that the remainder is dropped (fewer groups, never more). */
+  /**
+   * Follows Link rel="next" up to MAX_PAGES. A listing with more pages throws GithubAnswerIncomplete:
+   * dropping the remainder would mean fewer groups, and fewer groups can mean more access.
+   */
   async getAll(token: string, path: string): Promise<unknown[]> {
     const first = this.url(path);
     first.searchParams.set('per_page', String(PER_PAGE));
@@ -141,6 +187,9 @@ export class GithubHttp {
       items.push(...body);
       const link = nextLink(res.headers.get('link'));
       next = link ? this.url(link) : undefined;
+    }
+    if (next) {
+      throw new GithubAnswerIncomplete(`GitHub lists more than ${MAX_PAGES} pages (${MAX_PAGES * PER_PAGE} entries) at ${first.pathname.slice(this.root.pathname.length - 1)}; Berth does not use an incomplete list`);
     }
     return items;
   }

@@ -3,7 +3,7 @@ import { ConfigError } from '../../config/errors.js';
 import { IdentityRevokedError, LoginRefusedError, type Identity } from '../../identity/identity.js';
 import { constantTimeEqual } from '../../util/secret.js';
 import { githubAPIRoot, githubWebRoot } from './api-root.js';
-import { GithubHttp } from './http.js';
+import { GithubAnswerIncomplete, GithubHttp } from './http.js';
 import { membershipGroups } from './membership.js';
 import { authorizeURL, exchangeCode } from './oauth.js';
 import { fetchProfile, GithubCredentialsRejected, type GithubProfile } from './profile.js';
@@ -92,6 +92,8 @@ export function createGithubConnector(cfg: GithubConnectorConfig, env: GithubCon
         profile = await fetchProfile(http, token.accessToken, { loadTeams });
       } catch (e) {
         if (e instanceof GithubCredentialsRejected) throw new LoginRefusedError(`GitHub rejected the new access token: ${e.message}`);
+        // Retrying will not help, and signing in with part of the memberships could widen access.
+        if (e instanceof GithubAnswerIncomplete) throw new LoginRefusedError(e.message);
         throw e;
       }
       const m = membershipGroups(profile, cfg.allowedOrgs);

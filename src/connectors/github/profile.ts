@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { UpstreamUnavailableError } from '../../identity/identity.js';
-import { GithubStatusError, type GithubHttp } from './http.js';
+import { GithubAnswerIncomplete, GithubStatusError, type GithubHttp } from './http.js';
 
 const userShape = z.object({
   id: z.number().int().positive(),
@@ -57,6 +57,24 @@ async function optional<T>(run: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
+/**
+ * Team memberships carry `actions: []` deny rules: without them a user would have fewer groups and
+ * so possibly more access. A 403/404 (no read:org, an organization's OAuth app policy) is therefore
+ * not "no teams" but an incomplete answer.
+ */
+async function teamsOrFail<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof GithubStatusError && (e.status === 403 || e.status === 404)) {
+      throw new GithubAnswerIncomplete(
+        `GitHub did not let Berth read your team memberships (/user/teams answered ${e.status}); access rules depend on them. Grant the read:org scope, or ask an organization owner to approve this app`,
+      );
+    }
+    throw e;
+  }
+}
+
 function unavailableOrRejected(e: unknown): never {
   if (rejected(e)) throw new GithubCredentialsRejected((e as Error).message);
   if (e instanceof GithubStatusError) throw new UpstreamUnavailableError(e.message);
@@ -76,11 +94,12 @@ export async function fetchProfile(http: GithubHttp, token: string, opts: { load
     const [emails, orgs, teams] = await Promise.all([
       optional(async () => parse(z.array(emailShape), await http.getAll(token, '/user/emails'), '/user/emails')),
       optional(async () => parse(z.array(orgShape), await http.getAll(token, '/user/orgs'), '/user/orgs')),
-      opts.loadTeams ? optional(async () => parse(z.array(teamShape), await http.getAll(token, '/user/teams'), '/user/teams')) : Promise.resolve([]),
+      opts.loadTeams ? teamsOrFail(async () => parse(z.array(teamShape), await http.getAll(token, '/user/teams'), '/user/teams')) : Promise.resolve([]),
     ]);
-    // Without user:email the listing is refused; the public profile email is then the best we have.
-    const email = emails ? emails.find((e) => e.primary && e.verified)?.email : (user.email ?? undefined);
-    const teamList = (teams ?? []).map((t) => ({ org: t.organization.login, slug: t.slug }));
+    // Only a verified primary address from /user/emails: the profile's `email` is whatever the user
+    // typed, unverified, and would become the `email` label that ACL rules match.
+    const email = emails?.find((e) => e.primary && e.verified)?.email;
+    const teamList = teams.map((t) => ({ org: t.organization.login, slug: t.slug }));
     const orgSet = new Map<string, string>();
     for (const o of [...(orgs ?? []).map((o) => o.login), ...teamList.map((t) => t.org)]) {
       if (!orgSet.has(o.toLowerCase())) orgSet.set(o.toLowerCase(), o);
@@ -94,7 +113,7 @@ export async function fetchProfile(http: GithubHttp, token: string, opts: { load
       orgs: [...orgSet.values()],
       teams: teamList,
       orgsReadable: orgs !== undefined,
-      teamsReadable: teams !== undefined,
+      teamsReadable: opts.loadTeams,
     };
   } catch (e) {
     unavailableOrRejected(e);

@@ -25,6 +25,8 @@ export interface WebDeps {
   pats: Pats;
   sessions: Sessions;
   recheckMinutes: number;
+  /** Per-address limit on starting a sign-in (each start stores a login attempt). */
+  loginStarts: { allowed(ip: string): Promise<boolean> };
   /** Admins (config `admin`) see the robot accounts page. */
   isAdmin(account: CurrentAccount): boolean;
   metrics: Metrics;

@@ -66,6 +66,12 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
   router.get('/login/:id', async (ctx) => {
     const connector = d.connectors.get(ctx.params.id!);
     if (!connector) return page(ctx, 404, errorPage(d.env, 404, 'Unknown sign-in method', 'There is no identity provider with that name.'));
+    // Every start stores a login attempt for 10 minutes, before anyone has authenticated.
+    if (!(await d.loginStarts.allowed(ctx.ip))) {
+      d.metrics.rateLimited.inc({ scope: 'login' });
+      ctx.set('Retry-After', '60');
+      return page(ctx, 429, errorPage(d.env, 429, 'Too many sign-ins', 'Too many sign-ins were started from your address in the last minute. Wait a minute, then try again.'));
+    }
     const attempt = {
       state: randomBytes(24).toString('base64url'),
       nonce: randomBytes(24).toString('base64url'),
