@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { CredentialVerifier } from '../identity/credentials.js';
 import { AuthenticationError, type Principal } from '../identity/principal.js';
 import { HttpError } from '../http/errors.js';
+import { loggableUsername } from '../log.js';
 import { durationToSeconds } from '../config/duration.js';
 import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError } from './issuer-keys.js';
 import { jwtHeader, unverifiedClaims } from './jwt-shape.js';
@@ -57,7 +58,7 @@ export class FederationVerifier implements CredentialVerifier {
   async verify(username: string, password: string): Promise<Principal> {
     const chosen = username === ANY_POLICY_USER ? null : this.byId.get(username);
     if (username !== ANY_POLICY_USER && !chosen) {
-      throw new AuthenticationError(`an ID token is accepted with the user name "${ANY_POLICY_USER}" or the id of a federation policy, not ${quote(username)}`);
+      throw new AuthenticationError(`an ID token is accepted with the user name "${ANY_POLICY_USER}" or the id of a federation policy, not ${quote(loggableUsername(username) ?? '')}`);
     }
     const alg = jwtHeader(password)?.alg;
     if (typeof alg !== 'string' || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) {

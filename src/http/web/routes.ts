@@ -14,6 +14,7 @@ import { errorPage, signInPage, tokensPage, type TokensPageInput } from './pages
 import { Sessions, safeReturnTo, type SessionData } from './session.js';
 import { parseTokenInput } from './token-form.js';
 import { RateLimitedError } from '../../security/auth-limiter.js';
+import { loggableUsername } from '../../log.js';
 
 const page = sendPage;
 
@@ -134,7 +135,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
         return showSignIn(ctx, 429, `Too many failed attempts. Try again in ${Math.ceil(e.retryAfterSeconds / 60)} minute(s).`);
       }
       if (!(e instanceof AuthenticationError)) throw e;
-      d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: username, ip: ctx.ip }, 'local sign-in failed');
+      d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: loggableUsername(username), ip: ctx.ip }, 'local sign-in failed');
       d.metrics.logins.inc({ connector: LOCAL_CONNECTOR, outcome: 'failure' });
       showSignIn(ctx, 401, 'Invalid username or password.');
     }
