@@ -1,6 +1,7 @@
 import { mintSecret } from '../tokens/secret-format.js';
 import { ROBOT_PREFIX } from '../robots/robots.js';
 import { sha256Hex } from '../util/secret.js';
+import { shellQuote } from '../util/shell-quote.js';
 import { parse, UsageError } from './args.js';
 
 export const ROBOT_USAGE = `usage: berth robot <command> [--server URL] [--token PAT]   (or BERTH_URL, BERTH_TOKEN)
@@ -61,7 +62,7 @@ export async function robotCommand(argv: string[], out: (s: string) => void): Pr
     case 'create': {
       if (!values.repo?.length || !values.action?.length) throw new UsageError('robot create needs --repo PATTERN and --action ACTION (each may repeat)');
       const r = await call('POST', '', { name, repositories: values.repo, actions: values.action, description: values.description ?? '', ...(values['expires-in-days'] ? { expiresInDays: Number(values['expires-in-days']) } : {}) });
-      out(`created ${r.name}\nsecret (shown once): ${r.secret}\nuse: docker login -u ${r.name} --password-stdin <<< "$SECRET"\n`);
+      out(`created ${r.name}\nsecret (shown once): ${r.secret}\nuse: docker login -u ${shellQuote(String(r.name))} --password-stdin <<< "$SECRET"\n`);
       return 0;
     }
     case 'rotate': {

@@ -87,8 +87,15 @@ export class IssuerKeys {
       const remote = createRemoteJWKSet(url, { timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: this.opts.cooldownSeconds * 1000, cacheMaxAge: JWKS_MAX_AGE_MS });
       const getKey: JWTVerifyGetKey = async (header, token) => {
         try {
-          return await remote(header, token);
+          const key = await remote(header, token);
+          // Without a kid, jose picks the one key of the token's algorithm; with several keys
+          // published that choice is a guess (and an old key kept for rotation could be the one
+          // picked), so the token must say which key signed it.
+          const published = header.kid === undefined ? (remote.jwks()?.keys.length ?? 0) : 0;
+          if (published > 1) throw new IdTokenRejectedError(`the ID token names no kid, and the issuer publishes ${published} keys: a kid is required to choose one`);
+          return key;
         } catch (e) {
+          if (e instanceof IdTokenRejectedError) throw e;
           if (e instanceof errors.JWKSNoMatchingKey) {
             throw new IdTokenRejectedError(`the issuer publishes no key with the ID token's kid ${JSON.stringify(String(header.kid ?? '(none)').slice(0, 100))}`);
           }

@@ -46,6 +46,11 @@ export const federationPolicySchema = z
     labels: z.record(z.string().min(1), z.union([template, z.array(template).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]))).default({}),
     /** Caps the registry token's lifetime for this policy below token.expiration. */
     maxTokenTTL: duration.optional(),
+    /**
+     * How long after its `iat` an ID token is accepted, whatever its `exp` says: a token leaked from
+     * a job log (or minted with a ten-year `exp`) stops working this long after it was issued.
+     */
+    maxTokenAge: duration.default('1h'),
     /** Skips discovery; for issuers that publish their keys elsewhere. */
     jwksURI: z.string().min(1).optional(),
     /** Plain http for a loopback issuer: tests and local development only. */

@@ -2,8 +2,9 @@ import type { Logger } from 'pino';
 import type { CredentialVerifier } from '../identity/credentials.js';
 import { AuthenticationError, type Principal } from '../identity/principal.js';
 import { HttpError } from '../http/errors.js';
+import { loggableUsername } from '../log.js';
 import { durationToSeconds } from '../config/duration.js';
-import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError } from './issuer-keys.js';
+import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError, LEEWAY_SECONDS } from './issuer-keys.js';
 import { jwtHeader, unverifiedClaims } from './jwt-shape.js';
 import { compilePolicy, evaluatePolicy, type Policy } from './policy.js';
 import { ANY_POLICY_USER, federationProblems, type FederationPolicyConfig } from './schema.js';
@@ -15,6 +16,13 @@ export interface FederationOptions {
 }
 
 const MESSAGE_MAX = 1500;
+
+/** An age for a message: "365 days", "120 minutes", "30 seconds". */
+function describeAge(seconds: number): string {
+  if (seconds >= 2 * 86400) return `${Math.floor(seconds / 86400)} days`;
+  if (seconds >= 120) return `${Math.floor(seconds / 60)} minutes`;
+  return `${seconds} seconds`;
+}
 const quote = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
 
 /**
@@ -29,6 +37,8 @@ export class FederationVerifier implements CredentialVerifier {
   private readonly policies: Policy[];
   private readonly byId = new Map<string, Policy>();
   private readonly issuers = new Map<string, { keys: IssuerKeys; policies: Policy[] }>();
+  /** Per policy id: maxTokenAge in seconds, and as configured (for messages). */
+  private readonly maxAge = new Map<string, { seconds: number; shown: string }>();
 
   constructor(
     configs: readonly FederationPolicyConfig[],
@@ -40,6 +50,7 @@ export class FederationVerifier implements CredentialVerifier {
     configs.forEach((c, i) => {
       const policy = this.policies[i]!;
       this.byId.set(policy.id, policy);
+      this.maxAge.set(policy.id, { seconds: durationToSeconds(c.maxTokenAge), shown: typeof c.maxTokenAge === 'number' ? `${c.maxTokenAge}s` : c.maxTokenAge });
       if (this.issuers.has(c.issuer)) return;
       // One key set per issuer: the policies agree on where it is (federationProblems), and the
       // most eager of them sets how soon an unknown kid may trigger a re-read.
@@ -58,7 +69,7 @@ export class FederationVerifier implements CredentialVerifier {
     const username = user ?? '';
     const chosen = username === ANY_POLICY_USER ? null : this.byId.get(username);
     if (username !== ANY_POLICY_USER && !chosen) {
-      throw new AuthenticationError(`an ID token is accepted with the user name "${ANY_POLICY_USER}" or the id of a federation policy, not ${quote(username)}`);
+      throw new AuthenticationError(`an ID token is accepted with the user name "${ANY_POLICY_USER}" or the id of a federation policy, not ${quote(loggableUsername(username) ?? '')}`);
     }
     const alg = jwtHeader(password)?.alg;
     if (typeof alg !== 'string' || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) {
@@ -82,8 +93,17 @@ export class FederationVerifier implements CredentialVerifier {
       throw e;
     }
 
-    const candidates = chosen ? [chosen] : issuer.policies;
-    const refusals: string[] = [];
+    // jose has checked that iat is present and a number. The age limit bounds how long any one ID
+    // token is good for, whatever exp it carries; a policy whose limit it exceeds does not match.
+    const age = Math.max(0, Math.floor(Date.now() / 1000 - (claims.iat as number)));
+    const tooOld = (p: Policy) => age > this.maxAge.get(p.id)!.seconds + LEEWAY_SECONDS;
+    const all = chosen ? [chosen] : issuer.policies;
+    const candidates = all.filter((p) => !tooOld(p));
+    if (candidates.length === 0) {
+      const longest = all.map((p) => this.maxAge.get(p.id)!).reduce((a, b) => (b.seconds > a.seconds ? b : a));
+      throw new AuthenticationError(`the ID token was issued ${describeAge(age)} ago, more than maxTokenAge allows (${longest.shown}); request a fresh one in the job (issuer ${quote(iss)})`);
+    }
+    const refusals: string[] = all.filter(tooOld).map((p) => `policy ${p.id}: issued ${describeAge(age)} ago, more than its maxTokenAge (${this.maxAge.get(p.id)!.shown})`);
     for (const policy of candidates) {
       const outcome = evaluatePolicy(policy, claims);
       if (outcome.matched) {

@@ -8,6 +8,7 @@ import { errorPage } from './web/pages.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { AuthenticationError } from '../identity/principal.js';
 import { clientResolver, type ClientInfo } from './client-ip.js';
+import { loggableHeaders } from '../log.js';
 
 const MAX_QUERY_LENGTH = 8192;
 
@@ -132,8 +133,8 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
       answer(new HttpError(500, 'INTERNAL', 'internal error'));
     }
   });
-  // Request log: path only (query strings carry OAuth codes), headers only at trace level, where
-  // the logger's redaction removes Authorization and Cookie.
+  // Request log: path only (query strings carry OAuth codes), headers only at trace level and only
+  // those on the allow-list (LOGGED_HEADERS): a deny-list would miss the next credential header.
   if (opts.log.isLevelEnabled('debug')) {
     app.use(async (ctx, next) => {
       const started = process.hrtime.bigint();
@@ -141,7 +142,7 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
         await next();
       } finally {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        if (opts.log.isLevelEnabled('trace')) opts.log.trace({ req: { method: ctx.method, path: ctx.path, headers: ctx.headers }, status: ctx.status, ms }, 'request');
+        if (opts.log.isLevelEnabled('trace')) opts.log.trace({ req: { method: ctx.method, path: ctx.path, headers: loggableHeaders(ctx.headers) }, status: ctx.status, ms }, 'request');
         else opts.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms, ip: ctx.ip }, 'request');
       }
     });

@@ -138,6 +138,9 @@ describe('docker-credential-berth with skopeo and a browser', () => {
     expect(new URL(page.url()).searchParams.get('returnTo')).toBe(`/device?user_code=${code}`);
     await signInAtProvider(page, 'alice', 'alice-pw');
     expect(page.url()).toBe(`${berth.url}/device?user_code=${code}`);
+    // The link only fills in the code; the person sends the form (CSRF-checked) to look it up.
+    await expect(page.getByLabel('Code').inputValue()).resolves.toBe(code);
+    await page.getByRole('button', { name: 'Continue' }).click();
     await expect(page.locator('#confirm-code').textContent()).resolves.toBe(code);
     expect(await page.textContent('main')).toContain('credential helper (device)');
     await page.getByRole('button', { name: 'Approve' }).click();

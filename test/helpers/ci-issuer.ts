@@ -44,6 +44,10 @@ export interface CiIssuer {
   sign(claims: CiClaims): Promise<string>;
   /** A fresh key (published alongside the old one unless dropOld) becomes the signing key. */
   rotate(opts?: { dropOld?: boolean }): Promise<string>;
+  /** Signed with the current key, with no kid in the header. */
+  signWithoutKid(claims: CiClaims): Promise<string>;
+  /** Publishes an extra ES256 key (never used to sign), so the key set holds keys of two types. */
+  publishExtraKey(): Promise<void>;
   /** Signed with a key the key set has never contained, under a kid it does not list. */
   signWithUnknownKey(claims: CiClaims): Promise<string>;
   /** `alg: none`, no signature. */
@@ -165,6 +169,12 @@ export async function startCiIssuer(): Promise<CiIssuer> {
       current = await newKey();
       published = opts.dropOld ? [current] : [...published, current];
       return current.kid;
+    },
+    signWithoutKid: (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'JWT' }).sign(current.privateKey),
+    async publishExtraKey() {
+      const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const kid = randomBytes(8).toString('hex');
+      published = [...published, { kid, privateKey: publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }, publicPem: '' }];
     },
     async signWithUnknownKey(claims) {
       const stranger = await newKey();

@@ -423,8 +423,11 @@ describe('device authorization endpoints (replicas sharing Redis)', () => {
   it('approval on one replica hands the PAT out exactly once on another; the code is single use', async () => {
     const c = await deviceCode(a);
     const jar = await signIn(a);
-    // The verification_uri_complete page, opened on the other replica with the same session.
-    const confirm = await jar.fetch(`${b.url}/device?user_code=${String(c.user_code).toLowerCase()}`);
+    // The verification_uri_complete page, opened on the other replica with the same session, fills
+    // in the code; sending the form shows what approving grants.
+    const link = await (await jar.fetch(`${b.url}/device?user_code=${String(c.user_code).toLowerCase()}`)).text();
+    expect(link).toContain(`value="${String(c.user_code)}"`);
+    const confirm = await jar.post(`${b.url}/device`, { csrf: csrfOf(link), user_code: String(c.user_code) });
     expect(confirm.status).toBe(200);
     const page = await confirm.text();
     expect(page).toContain(`<p class="user-code" id="confirm-code">${c.user_code}</p>`);
@@ -491,14 +494,15 @@ describe('device authorization endpoints (replicas sharing Redis)', () => {
       expect(res.status).toBe(400);
     }
     // The eleventh try is refused even with the right code, on any replica.
-    const blocked = await jar.fetch(`${b.url}/device?user_code=${String(c.user_code)}`);
+    const blocked = await jar.post(`${b.url}/device`, { csrf: csrfOf(entry), user_code: String(c.user_code) });
     expect(blocked.status).toBe(429);
     expect(await blocked.text()).toContain('Too many wrong codes');
     const decided = await jar.post(`${a.url}/device/decision`, { csrf: csrfOf(entry), user_code: String(c.user_code), decision: 'approve' });
     expect(decided.status).toBe(429);
     // Another session of the same person still has its own allowance.
     const other = await signIn(b);
-    expect((await other.fetch(`${a.url}/device?user_code=${String(c.user_code)}`)).status).toBe(200);
+    const otherEntry = await (await other.fetch(`${a.url}/device`)).text();
+    expect((await other.post(`${a.url}/device`, { csrf: csrfOf(otherEntry), user_code: String(c.user_code) })).status).toBe(200);
   });
 
   it('expires device and user codes: expired_token for the device, unknown code for the person', async () => {
@@ -508,7 +512,8 @@ describe('device authorization endpoints (replicas sharing Redis)', () => {
     await sleep(2300);
     expect((await poll(short, c.device_code as string)).body.error).toBe('expired_token');
     const jar = await signIn(a);
-    const res = await jar.fetch(`${short.url}/device?user_code=${String(c.user_code)}`);
+    const entry = await (await jar.fetch(`${short.url}/device?user_code=${String(c.user_code)}`)).text();
+    const res = await jar.post(`${short.url}/device`, { csrf: csrfOf(entry), user_code: String(c.user_code) });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('has expired');
   });
@@ -562,7 +567,8 @@ describe('the helper signing in through the device flow', () => {
     const [url] = await Promise.race([Promise.all([shown, waiting]), ended]);
     const jar = await signIn(b);
     const page = await (await jar.fetch(url.replace(a.url, b.url))).text();
-    const code = /id="confirm-code">([A-Z-]+)</.exec(page)![1]!;
+    // The link only fills in the code (GETs never look codes up).
+    const code = /id="user_code" name="user_code" value="([A-Z-]+)"/.exec(page)![1]!;
     expect((await jar.post(`${b.url}/device/decision`, { csrf: csrfOf(page), user_code: code, decision: 'approve' })).status).toBe(200);
 
     const [r1, r2] = await Promise.all([first, second]);

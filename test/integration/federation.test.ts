@@ -63,6 +63,8 @@ async function berthConfig(): Promise<string> {
         account: 'deploy:${repository}',
         labels: { deploy: ['prod', 'run-${run_id}'] },
         maxTokenTTL: '1h',
+        // Deploy jobs wait for an approval: their ID token may be older when it is used.
+        maxTokenAge: '3h',
         allowInsecureIssuer: true,
         jwksCooldown: '1s',
       },
@@ -346,6 +348,37 @@ describe('CI federation: an OIDC ID token as the registry password', { timeout: 
     expect(body.refresh_token).toBeUndefined();
   });
 
+  it('refuses an ID token older than maxTokenAge (default 1h) however far ahead its exp; a policy may allow more', async () => {
+    const hour = 3600;
+    // iat a year ago, exp ten years ahead: a long-lived token is only good for maxTokenAge after iat.
+    const ancient = await github.mint(AUDIENCE, { iatOffset: -365 * 24 * hour, lifetime: 3650 * 24 * hour });
+    // Too old for every policy of the issuer: the longest limit is the one reported.
+    expect(await refusal(ancient)).toMatch(/the ID token was issued 365 days ago, more than maxTokenAge allows \(3h\); request a fresh one in the job/);
+    // Two hours old and still unexpired: too old for gh-app (default 1h) …
+    const twoHours = { iatOffset: -2 * hour, lifetime: 3 * hour };
+    expect(await refusal(await github.mint(AUDIENCE, twoHours))).toMatch(/policy gh-app: issued 120 minutes ago, more than its maxTokenAge \(1h\)/);
+    expect(await refusal(await github.mint(AUDIENCE, twoHours), 'gh-app')).toMatch(/the ID token was issued 120 minutes ago, more than maxTokenAge allows \(1h\)/);
+    // … but within gh-deploy's maxTokenAge of 3h.
+    const deploy = await registryToken(await github.mint(AUDIENCE, { ...twoHours, repository: 'octo-org/deployer', environment: 'production' }), ['repository:releases/tool:pull']);
+    expect(deploy.payload.sub).toBe('deploy:octo-org/deployer');
+    // 50 minutes old is fine with the default; a missing iat is refused.
+    expect((await registryToken(await github.mint(AUDIENCE, { iatOffset: -50 * 60, lifetime: 3600 }), ['repository:octo-org/app:pull'])).payload.sub).toBe('ci:octo-org/app');
+    expect(await refusal(await github.mint(AUDIENCE, { claims: { iat: undefined } }))).toMatch(/has no iat claim/);
+  });
+
+  it('requires a kid once the issuer publishes more than one key', async () => {
+    const claims = () => ({ ...github.jobClaims(), aud: AUDIENCE });
+    // One key published: a token without a kid can only mean that key.
+    expect((await registryToken(await github.signWithoutKid(claims()), ['repository:octo-org/app:pull'])).payload.sub).toBe('ci:octo-org/app');
+    // A second key of another type; an unknown kid makes Berth read the grown key set.
+    await github.publishExtraKey();
+    await sleep(COOLDOWN_MS);
+    await refusal(await github.signWithUnknownKey(claims()));
+    expect(await refusal(await github.signWithoutKid(claims()))).toMatch(/the ID token names no kid, and the issuer publishes 2 keys/);
+    // The same key, named by its kid, is still accepted.
+    expect((await registryToken(await github.mint(AUDIENCE), ['repository:octo-org/app:pull'])).payload.sub).toBe('ci:octo-org/app');
+  });
+
   it('a refresh token naming a federated principal is never honoured', async () => {
     const refreshTokens = new RefreshTokens(berth.store, 60);
     const rt = await refreshTokens.issue({ account: 'ci:octo-org/app', kind: 'federated', labels: { ci: ['github'] } }, SERVICE);
@@ -418,6 +451,8 @@ describe('federation configuration', () => {
     expect(config.raw.federation[0]!.claims).toEqual({ repository_owner: ['octo-org'], ref_protected: ['true'], repository_id: ['708113441'] });
     expect(config.raw.federation[0]!.audience).toEqual(['berth']);
     expect(config.raw.federation[0]!.jwksCooldown).toBe('30s');
+    expect(config.raw.federation[0]!.maxTokenAge).toBe('1h');
+    expect(await problems(base({ maxTokenAge: '1 hour' }))).toEqual([expect.stringMatching(/^federation\[0\]\.maxTokenAge: /)]);
   });
 
   it('refuses insecure issuers, missing conditions, bad templates and duplicate ids, naming the YAML path', async () => {

@@ -20,6 +20,11 @@ const WRONG_PASSWORD = 'wrong-Guess-0815';
 const CLIENT_SECRET = 'oidc-client-Secret-9d2f';
 const ALICE_PASSWORD = 'alice-Provider-pw-77';
 const ENCRYPTION_KEY = 'enc-key-0123456789abcdef0123456789abcdef';
+// What a password manager generates, typed into the user name field by mistake.
+const SWAPPED_RANDOM = 'q8Zt3vN1xW7pL0cR4mYk';
+const PROXY_CREDENTIAL = 'cHJveHktdXNlcjpwcm94eS1wYXNz';
+const CSRF_HEADER = 'csrf-Header-Value-31337';
+const API_KEY_HEADER = 'api-Key-Header-Value-4242';
 
 let dir: string;
 let prefix: string;
@@ -119,9 +124,24 @@ describe('every flow at trace level', () => {
     expect((await local.signInLocal('ops', STATIC_PASSWORD)).status).toBe(200);
     expect((await new WebClient(berth.url).signInLocal('ops', WRONG_PASSWORD)).status).toBe(401);
 
+    // Fields swapped: the secret typed as the user name, on the token endpoint and the sign-in form.
+    const jwtLike = `eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.${Buffer.from(JSON.stringify({ sub: 'swapped', n: SWAPPED_RANDOM })).toString('base64url')}.c2lnbmF0dXJlLW9mLWEtdGVzdC1qd3Q`;
+    secrets.push(SWAPPED_RANDOM, jwtLike);
+    expect((await token('scope=repository:x/y:pull', basic(pat, 'alice'))).status).toBe(401);
+    expect((await token('scope=repository:x/y:pull', basic(SWAPPED_RANDOM, 'ops'))).status).toBe(401);
+    expect((await token('scope=repository:x/y:pull', basic(jwtLike, 'oidc'))).status).toBe(401);
+    expect((await new WebClient(berth.url).signInLocal(SWAPPED_RANDOM, 'ops')).status).toBe(401);
+    expect((await new WebClient(berth.url).signInLocal(pat, 'alice')).status).toBe(401);
+    // Headers that carry credentials besides Authorization and Cookie.
+    expect((await fetch(`${berth.url}/healthz`, { headers: { 'proxy-authorization': `Basic ${PROXY_CREDENTIAL}`, 'x-csrf-token': CSRF_HEADER, 'x-api-key': API_KEY_HEADER } })).status).toBe(200);
+    secrets.push(PROXY_CREDENTIAL, CSRF_HEADER, API_KEY_HEADER);
+
     const log = lines.join('');
     expect(log.length).toBeGreaterThan(1000);
     for (const s of secrets) expect(log.includes(s), `a secret (${s.slice(0, 6)}…) reached the log`).toBe(false);
+    // The swapped attempts are still audited, with a placeholder instead of the user name.
+    const failures = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.audit && e.outcome === 'unauthorized' && typeof e.user === 'string' && e.user.startsWith('[looks like a secret'));
+    expect(failures.length).toBeGreaterThanOrEqual(3);
   });
 
   it('writes audit events that say who asked what, what was granted and which rule decided', () => {

@@ -16,7 +16,7 @@ export function deviceEntryPage(env: PageEnv, v: Viewer, opts: { userCode?: stri
   return layout(
     { title: 'Connect a device', appTitle: env.appTitle, user: v.username, csrf: v.csrf },
     html`<h1>Connect a device</h1>
-${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
+${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : opts.userCode ? html`<p class="notice" role="status">Check that this is the code your terminal shows, then continue.</p>` : ''}
 <div class="card"><p>Enter the code shown by <code>docker-credential-berth</code> (or another tool asking to sign in as you).</p>
 <form method="post" action="/device">
 <input type="hidden" name="csrf" value="${v.csrf}">

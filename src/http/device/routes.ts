@@ -160,7 +160,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
   const TOO_MANY = 'Too many wrong codes. Wait a while, then start the sign-in again from your terminal.';
   const UNKNOWN = 'That code is unknown, was already used, or has expired. Check the code in your terminal, or start the sign-in again there.';
 
-  /** Looks a typed code up (counting misses) and shows what approving it would grant. */
+  /** Looks a typed code up (counting misses) and shows what approving it would grant. POST only. */
   const lookUp = async (ctx: Context, v: Viewer, typed: string) => {
     if (await grants.entryBlocked(sessionId(v), v.account.key)) return entry(ctx, v, 429, undefined, TOO_MANY);
     const g = await grants.findByUserCode(typed);
@@ -202,8 +202,11 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
         const back = code ? `/device?user_code=${formatUserCode(code)}` : '/device';
         return ctx.redirect(`/?returnTo=${encodeURIComponent(back)}`);
       }
-      if (raw === undefined || raw.trim() === '') return entry(ctx, v, 200);
-      await lookUp(ctx, v, raw);
+      // A GET only fills in the form. Anyone can make a browser open this link (a redirect, an
+      // <img>), so looking the code up here would let other sites spend the person's wrong-code
+      // allowance and lock them out; the lookup, and the counting, happen on the CSRF-checked POST.
+      const code = normalizeUserCode(raw);
+      entry(ctx, v, 200, code ? formatUserCode(code) : undefined);
     }),
   );
 

@@ -13,6 +13,7 @@ import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { RateLimitedError } from '../../security/auth-limiter.js';
 import { REUSE_KEY, type KeyedRequest, type TokenReuse } from './reuse.js';
+import { loggableUsername } from '../../log.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). The pipeline:
@@ -110,12 +111,12 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       }
       if (e instanceof AuthenticationError) {
         report('unauthorized');
-        deps.log.info({ audit: 'token', outcome: 'unauthorized', user: req?.username, grant: req?.grantType, ip, reason: e.message }, 'authentication failed');
+        deps.log.info({ audit: 'token', outcome: 'unauthorized', user: loggableUsername(req?.username), grant: req?.grantType, ip, reason: e.message }, 'authentication failed');
         return sendError(ctx, new HttpError(401, 'UNAUTHORIZED', e.message, { 'WWW-Authenticate': challenge }));
       }
       if (e instanceof RateLimitedError) {
         report('rate_limited');
-        deps.log.warn({ audit: 'token', outcome: 'rate_limited', user: req?.username, ip }, 'locked out after repeated failures');
+        deps.log.warn({ audit: 'token', outcome: 'rate_limited', user: loggableUsername(req?.username), ip }, 'locked out after repeated failures');
         return sendError(ctx, new HttpError(429, 'TOOMANYREQUESTS', e.message, { 'Retry-After': String(e.retryAfterSeconds) }));
       }
       if (e instanceof StoreUnavailableError) {

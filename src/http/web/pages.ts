@@ -1,6 +1,7 @@
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import type { PatRecord, PatUsage } from '../../tokens/pats.js';
 import { html, layout, type Html } from './html.js';
+import { shellQuote } from '../../util/shell-quote.js';
 
 export interface ConnectorLink {
   id: string;
@@ -16,6 +17,42 @@ const date = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(
 
 function message(kind: 'notice' | 'error', text: string | undefined): Html | '' {
   return text ? html`<p class="${kind}" role="${kind === 'error' ? 'alert' : 'status'}">${text}</p>` : '';
+}
+
+/**
+ * What `/?error=CODE` may make the sign-in page say: a fixed text per code, anything else the
+ * generic one. The page never shows text from the link, which anyone can send ("your account is
+ * locked, call …").
+ */
+const SIGN_IN_MESSAGES: ReadonlyMap<string, string> = new Map([
+  ['session_expired', 'Your session has ended. Please sign in again.'],
+  ['signed_out', 'You have been signed out. Please sign in again.'],
+  ['login_failed', 'The sign-in did not complete. Please try again.'],
+]);
+const GENERIC_SIGN_IN_MESSAGE = 'The sign-in did not complete. Please try again.';
+
+/** The message for a `?error=` code from the query, or undefined when none was given. */
+export function signInMessage(code: unknown): string | undefined {
+  if (code === undefined) return undefined;
+  return (typeof code === 'string' && SIGN_IN_MESSAGES.get(code)) || GENERIC_SIGN_IN_MESSAGE;
+}
+
+// RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6 error codes, the only part of a provider's
+// error redirect shown; error_description is free text anyone can put in a link.
+const PROVIDER_ERRORS: ReadonlyMap<string, string> = new Map([
+  ['access_denied', 'the sign-in was denied or cancelled'],
+  ['temporarily_unavailable', 'it is temporarily unavailable'],
+  ['server_error', 'it had an internal error'],
+  ['login_required', 'you need to sign in there first'],
+  ['consent_required', 'you need to consent to Berth there first'],
+  ['interaction_required', 'it needs you to complete a step there first'],
+  ['account_selection_required', 'you need to choose an account there first'],
+]);
+
+/** The page text for a provider's `?error=` redirect to the callback, chosen by code. */
+export function providerErrorMessage(providerName: string, code: unknown): string {
+  const why = typeof code === 'string' ? PROVIDER_ERRORS.get(code) : undefined;
+  return `${providerName} did not complete the sign-in${why ? `: ${why}` : ''}. Please try again.`;
 }
 
 export function signInPage(env: PageEnv, opts: { connectors: ConnectorLink[]; localLogin: boolean; csrf: string; returnTo: string; error?: string | undefined }): string {
@@ -70,7 +107,8 @@ export interface TokensPageInput {
 
 export function tokensPage(env: PageEnv, p: TokensPageInput): string {
   const id = p.account.identity;
-  const loginCmd = p.created ? `printf '%s' '${p.created.secret}' | docker login ${env.registryHost} -u ${p.created.record.username} --password-stdin` : '';
+  // Pasted into a shell: every value is one quoted word, so a user name like `frank$(touch x)` stays text.
+  const loginCmd = p.created ? `printf '%s' ${shellQuote(p.created.secret)} | docker login ${shellQuote(env.registryHost)} -u ${shellQuote(p.created.record.username)} --password-stdin` : '';
   return layout(
     { title: 'Access tokens', appTitle: env.appTitle, user: p.account.name, csrf: p.csrf },
     html`<h1>Access tokens</h1>

@@ -8,6 +8,7 @@ import type { WebDeps } from './deps.js';
 import { html, layout, sendPage } from './html.js';
 import { Sessions } from './session.js';
 import { currentViewer } from './viewer.js';
+import { shellQuote } from '../../util/shell-quote.js';
 
 const date = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(0, 10) : 'never');
 
@@ -20,7 +21,7 @@ function render(d: WebDeps, account: CurrentAccount, csrf: string, robots: Robot
 ${msg.error ? html`<p class="error" role="alert">${msg.error}</p>` : ''}${msg.notice ? html`<p class="notice" role="status">${msg.notice}</p>` : ''}
 ${
   msg.created
-    ? html`<div class="card"><h2>Secret of ${msg.created.name}</h2><p class="notice">Shown once. Use it with <code>docker login -u ${msg.created.name}</code>.</p><pre id="robot-secret">${msg.created.secret}</pre></div>`
+    ? html`<div class="card"><h2>Secret of ${msg.created.name}</h2><p class="notice">Shown once. Use it with <code>docker login -u ${shellQuote(msg.created.name)}</code>.</p><pre id="robot-secret">${msg.created.secret}</pre></div>`
     : ''
 }
 <div class="card"><h2>New robot</h2><form method="post" action="/robots"><input type="hidden" name="csrf" value="${csrf}">

@@ -11,10 +11,11 @@ import { StoreUnavailableError } from '../../store/store.js';
 import type { WebDeps } from './deps.js';
 import { sendPage } from './html.js';
 import { currentViewer } from './viewer.js';
-import { errorPage, signInPage, tokensPage, type TokensPageInput } from './pages.js';
+import { errorPage, providerErrorMessage, signInMessage, signInPage, tokensPage, type TokensPageInput } from './pages.js';
 import { Sessions, safeReturnTo, type SessionData } from './session.js';
 import { parseTokenInput } from './token-form.js';
 import { RateLimitedError } from '../../security/auth-limiter.js';
+import { loggableUsername } from '../../log.js';
 
 const page = sendPage;
 
@@ -60,7 +61,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
 
   router.get('/', async (ctx) => {
     if (await signedIn(ctx)) return ctx.redirect('/tokens');
-    showSignIn(ctx, 200, typeof ctx.query.error === 'string' ? ctx.query.error.slice(0, 200) : undefined);
+    showSignIn(ctx, 200, signInMessage(ctx.query.error));
   });
 
   router.get('/login/:id', async (ctx) => {
@@ -106,7 +107,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
       page(ctx, 400, errorPage(d.env, 400, 'Sign-in failed', why));
     };
     if (!connector) return refuse('Unknown identity provider.');
-    if (typeof ctx.query.error === 'string') return refuse(`${connector.name} said: ${ctx.query.error.slice(0, 100)}${typeof ctx.query.error_description === 'string' ? ` (${ctx.query.error_description.slice(0, 200)})` : ''}`);
+    if (ctx.query.error !== undefined) return refuse(providerErrorMessage(connector.name, ctx.query.error));
     const attempt = await d.sessions.finishLogin(ctx, state);
     if (!attempt || attempt.connector !== connector.id) return refuse('This sign-in link is invalid, was already used, expired, or was started in another browser. Please start again.');
     try {
@@ -138,7 +139,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
         return showSignIn(ctx, 429, `Too many failed attempts. Try again in ${Math.ceil(e.retryAfterSeconds / 60)} minute(s).`);
       }
       if (!(e instanceof AuthenticationError)) throw e;
-      d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: username, ip: ctx.ip }, 'local sign-in failed');
+      d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: loggableUsername(username), ip: ctx.ip }, 'local sign-in failed');
       d.metrics.logins.inc({ connector: LOCAL_CONNECTOR, outcome: 'failure' });
       showSignIn(ctx, 401, 'Invalid username or password.');
     }
