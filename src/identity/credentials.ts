@@ -134,6 +134,14 @@ export class Credentials {
     return principal;
   }
 
+  /**
+   * A secret that is redeemed rather than verified failed elsewhere (an unknown RFC 8628 device code,
+   * a wrong user code typed on the device page): counted under the same rules as every other failure.
+   */
+  async countFailure(account: string, secret: string, clientIp: string): Promise<void> {
+    await this.limiter?.failure(account, secret, clientIp);
+  }
+
   anonymous(): Principal {
     const p = this.anonymousPrincipal();
     if (!p) throw new AuthenticationError('authentication required');

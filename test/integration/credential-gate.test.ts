@@ -134,4 +134,20 @@ describe('every entry point counts into the same limits', () => {
     const unknown = await fetch(`${b.url}/api/v1/tokens`, { headers: { authorization: 'Bearer berth_pat_00000000000000000000000000000000000000' } });
     expect(unknown.status).toBe(401);
   });
+
+  it('unknown device codes count against the address like any other failed secret', async () => {
+    prefix = uniqueKeyPrefix('gate');
+    const b = await start(await config(`  ci: { password: "${CI_HASH}" }`, 'limits: { failuresPerAccount: 100, failuresPerIP: 3 }'));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${b.url}/device/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: `berth_dc_guess${i}`, client_id: 'docker-credential-berth' }),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_grant');
+    }
+    // The address is now locked out of password sign-ins: the same limiter saw the guesses.
+    expect((await login(b, 'ci', 'ci-pw')).status).toBe(429);
+  });
 });

@@ -15,6 +15,8 @@ import type { DeviceFlowSettings } from '../../src/http/device/grants.js';
 import { mountDeviceRoutes, type DeviceWebDeps } from '../../src/http/device/routes.js';
 import { Sessions } from '../../src/http/web/session.js';
 import { Accounts } from '../../src/identity/accounts.js';
+import { Credentials } from '../../src/identity/credentials.js';
+import { StaticUsers } from '../../src/identity/static-users.js';
 import { AccountNamespace } from '../../src/identity/account-names.js';
 import { ContinuousAccess, LOCAL_CONNECTOR } from '../../src/identity/continuous-access.js';
 import { createLogger } from '../../src/log.js';
@@ -191,6 +193,8 @@ async function startShortLived(config: Config, settings: Partial<DeviceFlowSetti
     access: new ContinuousAccess(accounts, new Map(), config.users, { ttlSeconds: 900, graceSeconds: 3600 }, log),
     pats,
     log,
+    // The one gate, without a limiter: these device routes only need it to count failures.
+    credentials: new Credentials([new StaticUsers(config.users)], new RefreshTokens(store, 3600), null),
   };
   const { app, router } = createApp({ log, trustProxy: false });
   app.use(bodyParser({ enableTypes: ['form', 'json'] }));

@@ -16,7 +16,7 @@ import { formatUserCode, normalizeUserCode } from './user-code.js';
 export const DEVICE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /** The parts of the web pages' dependencies the device pages use. */
-export type DeviceWebDeps = Pick<WebDeps, 'env' | 'publicURL' | 'sessions' | 'accounts' | 'access' | 'pats' | 'log'>;
+export type DeviceWebDeps = Pick<WebDeps, 'env' | 'publicURL' | 'sessions' | 'accounts' | 'access' | 'pats' | 'log' | 'credentials'>;
 
 export interface DeviceDeps {
   web: DeviceWebDeps;
@@ -113,6 +113,8 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
       const outcome = await grants.poll(deviceCode, clientId ?? null);
       switch (outcome.kind) {
         case 'invalid_grant':
+          // An unknown device code is a failed credential like any other (per address: it names no account).
+          await d.credentials.countFailure('', deviceCode, ctx.ip);
           return oauthError(ctx, 400, 'invalid_grant', outcome.why);
         case 'expired':
           if (outcome.orphan) await d.pats.revoke(outcome.orphan.owner, outcome.orphan.tokenId);
@@ -166,6 +168,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
     const g = await grants.findByUserCode(typed);
     if (!g) {
       await grants.recordFailedEntry(sessionId(v), v.account.key);
+      await d.credentials.countFailure('', typed, ctx.ip);
       d.log.info({ audit: 'device.lookup', outcome: 'unknown', account: v.account.name, ip: ctx.ip }, 'unknown device user code entered');
       return entry(ctx, v, 400, typed.slice(0, 20), UNKNOWN);
     }
@@ -235,6 +238,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
       const who = v.account.name;
       if (!g) {
         await grants.recordFailedEntry(sessionId(v), v.account.key);
+        await d.credentials.countFailure('', typeof f.user_code === 'string' ? f.user_code : '', ctx.ip);
         return entry(ctx, v, 400, undefined, UNKNOWN);
       }
       if (decision === 'deny') {
