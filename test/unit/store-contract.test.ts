@@ -214,6 +214,26 @@ function storeContract(name: string, open: () => Promise<Pair>) {
       }
     });
 
+    it('unsubscribe removes exactly that handler; the others keep hearing', async () => {
+      const channel = k('chan');
+      const kept: string[] = [];
+      const dropped: string[] = [];
+      await pair.a.subscribe(channel, (m) => kept.push(m));
+      const unsubscribe = await pair.a.subscribe(channel, (m) => dropped.push(m));
+      for (let i = 0; i < 50 && !kept.includes('probe'); i++) {
+        await pair.b.publish(channel, 'probe');
+        await sleep(100);
+      }
+      expect(dropped).toContain('probe');
+      await unsubscribe();
+      await unsubscribe(); // twice is harmless
+      await pair.b.publish(channel, 'after');
+      for (let i = 0; i < 50 && !kept.includes('after'); i++) await sleep(100);
+      expect(kept).toContain('after');
+      expect(dropped).not.toContain('after');
+      expect(pair.a.subscriptionProblem()).toBeNull();
+    });
+
     it('a publish on one channel does not reach another', async () => {
       const c1 = k('chan');
       const c2 = k('chan');
@@ -267,6 +287,23 @@ describe('RedisStore isolation and failure', () => {
       await mine.close();
       await other.close();
       await cleanPrefix(p2);
+    }
+  });
+
+  it('a subscription is reported missing while Redis is unreachable, and the log says why', async () => {
+    const port = await freePort();
+    const warnings: { reason: string }[] = [];
+    const log = { info: () => {}, warn: (o: object) => warnings.push(o as { reason: string }) };
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, log });
+    try {
+      expect(store.subscriptionProblem()).toBeNull(); // nothing to listen for yet
+      await store.subscribe('revoked', () => {});
+      expect(store.subscriptionProblem()).toMatch(/not connected|lost/);
+      for (let i = 0; i < 50 && warnings.length === 0; i++) await sleep(100);
+      expect(warnings[0]?.reason).toMatch(/subscriber connection lost: .*ECONNREFUSED/);
+      expect(store.subscriptionProblem()).toMatch(/ECONNREFUSED/);
+    } finally {
+      await store.close();
     }
   });
 
