@@ -88,9 +88,10 @@ export class Credentials {
     return principal;
   }
 
-  private verify(username: string, password: string, clientIp: string): Promise<Principal> {
-    for (const v of this.verifiers) if (v.accepts(password)) return v.verify(username, password, clientIp);
-    return this.staticUsers.authenticate(username, password);
+  private async verify(username: string, password: string, clientIp: string): Promise<Principal> {
+    const verifiedAt = Date.now(); // before the lookups: what they read is at least this old
+    const v = this.verifiers.find((x) => x.accepts(password));
+    return { ...(await (v ? v.verify(username, password, clientIp) : this.staticUsers.authenticate(username, password))), verifiedAt };
   }
 
   anonymous(): Principal {
