@@ -14,6 +14,8 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Where a lost pub/sub subscription is reported. */
   log?: StoreLog | undefined;
+  /** How often the subscriber connection is PINGed to notice a server that hangs (ms; 5000). */
+  subscriberHeartbeatMs?: number | undefined;
 }
 
 const INCR_WITH_TTL = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n`;
@@ -28,7 +30,7 @@ export class RedisStore implements Store {
   constructor(private readonly opts: RedisStoreOptions) {
     this.prefix = opts.keyPrefix;
     this.client = RedisStore.connect(opts, { keyPrefix: opts.keyPrefix });
-    this.subscriber = new Subscriber((attempt) => this.subscriberConnection(attempt), opts.log);
+    this.subscriber = new Subscriber((attempt) => this.subscriberConnection(attempt), opts.log, opts.subscriberHeartbeatMs);
   }
 
   private static options(opts: RedisStoreOptions, extra: RedisOptions): RedisOptions {

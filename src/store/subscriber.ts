@@ -29,6 +29,7 @@ export class Subscriber {
   private lastError = '';
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
+  private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
 
   /**
@@ -38,7 +39,23 @@ export class Subscriber {
   constructor(
     private readonly open: (attempt: number) => Redis,
     private readonly log?: StoreLog,
-  ) {}
+    heartbeatMs = 5000,
+  ) {
+    // A server that hangs (or a cluster node cut off from the others) leaves the socket open and
+    // silent: a PING that goes unanswered (the connection's command timeout) drops the connection,
+    // which reconnects or, in a cluster, moves to another node.
+    this.heartbeat = setInterval(() => {
+      const conn = this.conn;
+      if (conn?.status === 'ready' && this.handlers.size > 0) {
+        conn.ping().catch((e: Error) => {
+          if (conn !== this.conn) return;
+          this.lastError = `no answer to PING: ${e.message}`;
+          conn.disconnect(true);
+        });
+      }
+    }, heartbeatMs);
+    this.heartbeat.unref();
+  }
 
   /** Why a subscription is missing, or null when every channel with a handler is subscribed. */
   problem(): string | null {
@@ -82,6 +99,7 @@ export class Subscriber {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    clearInterval(this.heartbeat);
     this.conn?.disconnect();
     this.conn = null;
   }

@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { redisReachable, RedisStore } from '../../src/store/redis.js';
 import { StoreUnavailableError, type Store } from '../../src/store/store.js';
 import { cleanPrefix, freePort, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
 
@@ -306,6 +307,31 @@ describe('RedisStore isolation and failure', () => {
       await store.close();
     }
   });
+
+  it('a subscriber whose server hangs is noticed (PING unanswered), reported, and subscribed again after', async () => {
+    const port = await freePort();
+    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (o: object) => warnings.push((o as { reason: string }).reason) };
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, log, subscriberHeartbeatMs: 300 });
+    try {
+      for (let i = 0; i < 50 && !(await redisReachable(`redis://127.0.0.1:${port}`)); i++) await sleep(100);
+      await store.subscribe('revoked', () => {});
+      for (let i = 0; i < 50 && store.subscriptionProblem() !== null; i++) await sleep(100);
+      expect(store.subscriptionProblem()).toBeNull();
+      server.kill('SIGSTOP');
+      for (let i = 0; i < 100 && store.subscriptionProblem() === null; i++) await sleep(100);
+      expect(store.subscriptionProblem()).toMatch(/no answer to PING/);
+      expect(warnings.some((w) => /no answer to PING/.test(w))).toBe(true);
+      server.kill('SIGCONT');
+      for (let i = 0; i < 100 && store.subscriptionProblem() !== null; i++) await sleep(100);
+      expect(store.subscriptionProblem()).toBeNull();
+    } finally {
+      server.kill('SIGCONT');
+      server.kill('SIGKILL');
+      await store.close();
+    }
+  }, 30_000);
 
   it('against an unreachable port, open and every command reject within 1 s with StoreUnavailableError', async () => {
     const port = await freePort();
