@@ -152,8 +152,12 @@ export class Subscriber {
         if (conn !== this.conn) return;
         this.reason = `SUBSCRIBE failed: ${e.message}`;
         this.report();
-        // A fresh connection subscribes everything again on 'ready'.
-        conn.disconnect(true);
+        // Refused (an ACL without channel rights) or timed out: ask again in a while, on the same
+        // connection (a reconnect loop would only hammer the server and the log).
+        const retry = setTimeout(() => {
+          if (conn === this.conn && conn.status === 'ready') this.subscribe([...this.handlers.keys()].filter((ch) => !this.live.has(ch)));
+        }, 2000);
+        retry.unref();
       },
     );
   }
