@@ -327,6 +327,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     server.close();
     throw e;
   }
+  // The subscriptions are set up in the background (Redis may be down at start); give them a moment,
+  // so that a healthy start is ready at once rather than after the first probe fails.
+  for (let i = 0; i < 20 && store.subscriptionProblem() !== null; i++) await new Promise((r) => setTimeout(r, 50));
   log.info({ url, tokenPath: config.token.path }, 'berth listening');
   const gen = () => current!;
   return {
