@@ -361,8 +361,14 @@ describe('two Berth replicas on each topology: revocations cross, outages answer
       expect(await settled(rs)).toBe(true);
       expect(await numsub(ports, prefix)).toEqual([2, 2, 2]);
       const before = await revocationDelay(a, b);
-      // The master of the slot B's revocation key lives in goes down (any master would do).
-      const victim = Number((await nodes(ports[0]!)).find((n) => n[2]!.includes('master') && n[8])![1]!.split(':')[1]!.split('@')[0]);
+      // A master goes down: one that holds a replica's subscriber connection, so that the
+      // subscriber has to move to another node.
+      const portOf = (n: string[]) => Number(n[1]!.split(':')[1]!.split('@')[0]);
+      const masters = (await nodes(ports[0]!)).filter((n) => n[2]!.includes('master') && n[8]).map(portOf);
+      const withSubscriber: number[] = [];
+      for (const m of masters) if ((await numsub([m], prefix))[0]! > 0) withSubscriber.push(m);
+      expect(withSubscriber.length, 'no subscriber sits on a master').toBeGreaterThan(0);
+      const victim = withSubscriber[0]!;
       const survivor = ports.find((p) => p !== victim)!;
       const l503 = await outage(
         b,
@@ -373,6 +379,8 @@ describe('two Berth replicas on each topology: revocations cross, outages answer
           return seen.some((n) => n[1]!.startsWith(`127.0.0.1:${victim}@`) && n[2]!.includes('fail') && !n[2]!.includes('fail?')) && seen.filter((n) => n[2]!.includes('master') && !n[2]!.includes('fail') && n[8]).length === 3;
         },
       );
+      // The subscriber(s) on the victim said so, and moved: the survivors count both replicas again.
+      expect([...a.warnings, ...b.warnings].some((w) => /subscriber connection lost/.test(w))).toBe(true);
       expect(await settled(rs)).toBe(true);
       expect(await numsub(ports.filter((p) => p !== victim), prefix)).toEqual([2, 2, 2]);
       const after = await revocationDelay(a, b);
