@@ -43,7 +43,7 @@ import { RobotVerifier } from './robots/verifier.js';
 import { AuthLimiter } from './security/auth-limiter.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
-import type { Store } from './store/store.js';
+import type { Store, Unsubscribe } from './store/store.js';
 import { ensureKeyPair } from './tokens/keygen.js';
 import { loadSigningKey, type SigningKey } from './tokens/keys.js';
 import { Pats } from './tokens/pats.js';
@@ -72,6 +72,8 @@ interface Generation {
   accounts: Accounts;
   robots: Robots;
   connectors: Map<string, CallbackConnector>;
+  /** Drops what ties this generation to the process (its pub/sub handlers), once it is replaced. */
+  dispose(): Promise<void>;
 }
 
 export interface RunningServer {
@@ -100,7 +102,7 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
   const s = config.raw.store;
   if (s.type === 'memory') return new MemoryStore();
   const r = s.redis ?? { keyPrefix: 'berth:' };
-  const store = new RedisStore({ url: r.url, keyPrefix: r.keyPrefix, sentinels: r.sentinels, name: r.name, cluster: r.cluster, password: r.password, db: r.db });
+  const store = new RedisStore({ url: r.url, keyPrefix: r.keyPrefix, sentinels: r.sentinels, name: r.name, cluster: r.cluster, password: r.password, db: r.db, log });
   try {
     await store.open();
   } catch (e) {
@@ -189,11 +191,14 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     if (o.outcome === 'unavailable') metrics.storeErrors.inc();
     if (o.outcome === 'rate_limited') metrics.rateLimited.inc({ scope: 'token' });
   };
+  const unsubscribes: Unsubscribe[] = [];
   for (const channel of [PAT_REVOKED_CHANNEL, ROBOT_REVOKED_CHANNEL, ACCOUNT_CHANGED_CHANNEL]) {
-    await store.subscribe(channel, () => {
-      reuse.clear();
-      credentials.forget();
-    });
+    unsubscribes.push(
+      await store.subscribe(channel, () => {
+        reuse.clear();
+        credentials.forget();
+      }),
+    );
   }
 
   const handle = tokenEndpoint({
@@ -241,8 +246,12 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     } catch {
       storeOk = false;
     }
-    ctx.status = storeOk ? 200 : 503;
-    ctx.body = { status: storeOk ? 'ready' : 'not ready', checks: { store: storeOk ? 'ok' : 'unreachable', signingKey: 'ok', config: 'ok' } };
+    // Without its subscriptions a replica keeps granting what another replica revoked (until the
+    // reuse window ends): not ready. The store has logged why.
+    const pubsub = store.subscriptionProblem();
+    const ready = storeOk && pubsub === null;
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'not ready', checks: { store: storeOk ? 'ok' : 'unreachable', pubsub: pubsub ?? 'ok', signingKey: 'ok', config: 'ok' } };
   });
 
   const webDeps: WebDeps = {
@@ -284,7 +293,10 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     }
     if (!answered) void koa(req, res);
   };
-  return { config, handler, signingKey: key, certificatePath, pats, accounts, robots, connectors };
+  const dispose = async () => {
+    await Promise.all(unsubscribes.splice(0).map((u) => u()));
+  };
+  return { config, handler, signingKey: key, certificatePath, pats, accounts, robots, connectors, dispose };
 }
 
 function restartOnlyChanges(old: Config, next: Config): string[] {
@@ -332,6 +344,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     server.close();
     throw e;
   }
+  // The subscriptions are set up in the background (Redis may be down at start); give them a moment,
+  // so that a healthy start is ready at once rather than after the first probe fails.
+  for (let i = 0; i < 20 && store.subscriptionProblem() !== null; i++) await new Promise((r) => setTimeout(r, 50));
   log.info({ url, tokenPath: config.token.path }, 'berth listening');
   const gen = () => current!;
   return {
@@ -362,7 +377,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     async reload(next: Config) {
       const ignored = restartOnlyChanges(gen().config, next);
       if (ignored.length) log.warn({ settings: ignored }, 'configuration reloaded; these settings take effect only after a restart');
+      const previous = gen();
       current = await buildGeneration(next, shared);
+      // Requests in flight finish on the old handler; only its revocation handlers go, so that
+      // nothing keeps it (and its caches) alive.
+      await previous.dispose();
       log.info({ rules: next.raw.acl.length, users: next.users.size, connectors: next.raw.connectors.length }, 'configuration reloaded');
     },
     async close() {
@@ -370,6 +389,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await gen().dispose();
       if (!opts.store) await store.close();
     },
   };

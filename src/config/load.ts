@@ -189,6 +189,11 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   // One account namespace: refuse a file in which two sources could produce the same account name.
   if (connectorsSection && federationSection) problems.push(...namespaceProblems(namespaceSources({ connectors: connectorsSection, federation: federationSection }, [...users.keys()])));
   problems.push(...githubGroupProblems(connectorsSection ?? [], aclSection ?? [], section(interpolated, 'admin')));
+  // Replicas (and a restarted process) must read each other's sealed upstream tokens and agree on
+  // failure fingerprints: with Redis a per-process random key would silently break both.
+  if (section(interpolated, 'store')?.type === 'redis' && !section(interpolated, 'secrets')?.encryptionKey && !isUnresolved('secrets.encryptionKey')) {
+    problems.push('secrets.encryptionKey: required with the redis store (32+ random characters shared by every replica, e.g. "${file:/run/secrets/berth-key}")');
+  }
 
   if (problems.length || !parsed.success) throw new ConfigError(problems.length ? problems : ['(root): invalid configuration']);
   const raw = parsed.data;

@@ -117,9 +117,12 @@ export class Credentials {
     if (GUESSABLE.has(kind)) await this.limiter?.check(who, clientIp);
     // Noted before the await: a forget() landing meanwhile must not be undone by storing this result.
     const generation = this.generation;
+    // Taken before the lookups: what they read is at least this old, and nothing built on this
+    // verification (a remembered pair, a reused answer) may outlive it by more than the window.
+    const verifiedAt = Date.now();
     let principal: Principal;
     try {
-      principal = await this.byKind.get(kind)!.verify(opts.noUsername ? null : username, password, clientIp);
+      principal = { ...(await this.byKind.get(kind)!.verify(opts.noUsername ? null : username, password, clientIp)), verifiedAt };
     } catch (e) {
       if (e instanceof AuthenticationError) await this.limiter?.failure(who, password, clientIp);
       throw e;

@@ -22,6 +22,8 @@ export interface Principal {
    * expiry or the account's next re-check at the provider. 0 = never reuse.
    */
   reusableUntil?: number;
+  /** When (ms epoch) the credential was really verified, not recalled: reuse counts from here. */
+  verifiedAt?: number;
 }
 
 /** Wrong or unusable credentials: answered 401 with a Basic challenge. */

@@ -13,7 +13,8 @@ export class MemoryStore implements Store {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor() {
-    this.bus.setMaxListeners(0);
+    // The default listener limit stays: a leak of handlers (a reload that keeps the old
+    // generation's) shows as Node's MaxListenersExceededWarning.
     this.sweeper = setInterval(() => this.sweep(), 30_000);
     this.sweeper.unref();
   }
@@ -96,7 +97,19 @@ export class MemoryStore implements Store {
     this.bus.emit(channel, message);
   }
   async subscribe(channel: string, onMessage: (message: string) => void) {
-    this.bus.on(channel, onMessage);
+    // A wrapper per call: the same function subscribed twice is removed once per unsubscribe.
+    const listener = (m: string) => onMessage(m);
+    this.bus.on(channel, listener);
+    return async () => {
+      this.bus.off(channel, listener);
+    };
+  }
+  subscriptionProblem() {
+    return null;
+  }
+  /** Handlers registered over all channels (tests: a reload must not add to it). */
+  handlerCount() {
+    return this.bus.eventNames().reduce((n, e) => n + this.bus.listenerCount(e), 0);
   }
   async ping() {}
   async close() {

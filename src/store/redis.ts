@@ -1,5 +1,6 @@
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError, type Store } from './store.js';
+import { Subscriber, type StoreLog } from './subscriber.js';
 
 export interface RedisStoreOptions {
   url?: string | undefined;
@@ -11,6 +12,10 @@ export interface RedisStoreOptions {
   db?: number | undefined;
   /** A command that has not answered by then fails, so a request never hangs on a dead Redis. */
   commandTimeoutMs?: number;
+  /** Where a lost pub/sub subscription is reported. */
+  log?: StoreLog | undefined;
+  /** How often the subscriber connection is PINGed to notice a server that hangs (ms; 5000). */
+  subscriberHeartbeatMs?: number | undefined;
 }
 
 const INCR_WITH_TTL = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n`;
@@ -19,16 +24,16 @@ type Client = Redis | Cluster;
 
 export class RedisStore implements Store {
   private readonly client: Client;
-  private subscriber: Client | null = null;
-  private readonly handlers = new Map<string, ((m: string) => void)[]>();
+  private readonly subscriber: Subscriber;
   private readonly prefix: string;
 
   constructor(private readonly opts: RedisStoreOptions) {
     this.prefix = opts.keyPrefix;
     this.client = RedisStore.connect(opts, { keyPrefix: opts.keyPrefix });
+    this.subscriber = new Subscriber((attempt) => this.subscriberConnection(attempt), opts.log, opts.subscriberHeartbeatMs);
   }
 
-  private static connect(opts: RedisStoreOptions, extra: RedisOptions): Client {
+  private static options(opts: RedisStoreOptions, extra: RedisOptions): RedisOptions {
     const base: RedisOptions = {
       // While disconnected, fail at once instead of queueing: the token endpoint then answers 503
       // and static users keep working, rather than every request waiting for Redis.
@@ -42,9 +47,43 @@ export class RedisStore implements Store {
     };
     if (opts.password !== undefined) base.password = opts.password;
     if (opts.db !== undefined) base.db = opts.db;
-    if (opts.cluster?.length) return new Cluster(opts.cluster, { keyPrefix: extra.keyPrefix ?? '', enableOfflineQueue: false, redisOptions: base, lazyConnect: true });
+    return base;
+  }
+
+  private static connect(opts: RedisStoreOptions, extra: RedisOptions): Client {
+    const base = RedisStore.options(opts, extra);
+    if (opts.cluster?.length) {
+      return new Cluster(opts.cluster, {
+        keyPrefix: extra.keyPrefix ?? '',
+        enableOfflineQueue: false,
+        redisOptions: base,
+        lazyConnect: true,
+        // ioredis retries a command whose node is down every 100 ms up to 16 times (measured: each
+        // 503 took 1.0–1.2 s while a master was down). Fail at once, as with Sentinel; run()
+        // refreshes the slot map so the first command after a failover finds the new master.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        slotsRefreshInterval: 1000,
+      });
+    }
     if (opts.sentinels?.length) return new Redis({ ...base, sentinels: opts.sentinels, name: opts.name ?? 'mymaster' });
     return opts.url ? new Redis(opts.url, base) : new Redis(base);
+  }
+
+  /**
+   * The subscriber's connection for an attempt: a reconnecting one for a server or Sentinel, and for
+   * a cluster one to a node (those the client knows, then the configured seeds, in turn) that ends
+   * when the node goes, so that the next attempt picks another.
+   */
+  private subscriberConnection(attempt: number): Redis {
+    const extra: RedisOptions = { autoResubscribe: false, maxRetriesPerRequest: null, commandTimeout: 2000 };
+    if (!(this.client instanceof Cluster)) return RedisStore.connect(this.opts, extra) as Redis;
+    const nodes = new Map<string, { host: string; port: number }>();
+    for (const n of this.client.nodes('all')) if (n.options.host && n.options.port) nodes.set(`${n.options.host}:${n.options.port}`, { host: n.options.host, port: n.options.port });
+    for (const n of this.opts.cluster ?? []) nodes.set(`${n.host}:${n.port}`, n);
+    const list = [...nodes.values()];
+    const node = list[attempt % list.length]!;
+    return new Redis({ ...RedisStore.options(this.opts, extra), host: node.host, port: node.port, retryStrategy: () => null });
   }
 
   /** The ioredis client, for libraries that speak Redis themselves (rate-limiter-flexible). */
@@ -68,6 +107,8 @@ export class RedisStore implements Store {
     try {
       return await f(this.client);
     } catch (e) {
+      // A node may be gone: learn the slots anew (ioredis runs one refresh at a time).
+      if (this.client instanceof Cluster && this.client.status === 'ready') this.client.refreshSlotsCache();
       throw new StoreUnavailableError(`store unavailable: ${(e as Error).message}`);
     }
   }
@@ -112,35 +153,27 @@ export class RedisStore implements Store {
   async publish(channel: string, message: string) {
     // This process's own subscribers first: a revocation made here is in force here at once, not
     // when Redis echoes it (they hear the echo too; every handler is an idempotent cache clear).
-    for (const h of this.handlers.get(this.prefix + channel) ?? []) h(message);
+    this.subscriber.deliver(this.prefix + channel, message);
     await this.run((c) => c.publish(this.prefix + channel, message));
   }
   async subscribe(channel: string, onMessage: (message: string) => void) {
-    const full = this.prefix + channel;
-    if (!this.subscriber) {
-      // Subscriptions need their own connection; offline queueing is fine there because a
-      // resubscribe after a reconnect is exactly what we want.
-      const sub = RedisStore.connect(this.opts, { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as never });
-      sub.on('error', () => {});
-      sub.on('message', (ch: string, msg: string) => {
-        for (const h of this.handlers.get(ch) ?? []) h(msg);
-      });
-      this.subscriber = sub;
-      sub.connect().catch(() => {});
-    }
-    const list = this.handlers.get(full) ?? [];
-    list.push(onMessage);
-    this.handlers.set(full, list);
-    // Not awaited: with Redis down at start the SUBSCRIBE waits in the queue until it is back
-    // (and ioredis resubscribes after every reconnect); starting must not wait for it.
-    this.subscriber.subscribe(full).catch(() => {});
+    // Not waited for: with Redis down at start the subscriber keeps trying (and /readyz says the
+    // subscription is missing until it is back); starting must not wait for it.
+    return this.subscriber.add(this.prefix + channel, onMessage);
+  }
+  subscriptionProblem() {
+    return this.subscriber.problem();
+  }
+  /** Handlers registered over all channels (tests: a reload must not add to it). */
+  handlerCount() {
+    return this.subscriber.handlerCount();
   }
   async ping() {
     await this.run((c) => c.ping());
   }
   async close() {
     this.client.disconnect();
-    this.subscriber?.disconnect();
+    this.subscriber.close();
   }
   async saddIfBelow(key: string, member: string, limit: number) {
     return Number(await this.run((c) => c.eval(SADD_IF_BELOW, 1, key, member, String(limit)))) === 1;

@@ -21,7 +21,13 @@ export interface Store {
   srem(key: string, member: string): Promise<void>;
   smembers(key: string): Promise<string[]>;
   publish(channel: string, message: string): Promise<void>;
-  subscribe(channel: string, onMessage: (message: string) => void): Promise<void>;
+  /** Resolves to the function that removes this handler again (a reload drops the old generation's). */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<Unsubscribe>;
+  /**
+   * Why a subscription is missing (Redis down, SUBSCRIBE refused), or null when every channel with
+   * a handler is really subscribed: until then revocations made by other replicas go unheard.
+   */
+  subscriptionProblem(): string | null;
   ping(): Promise<void>;
   close(): Promise<void>;
   /**
@@ -30,6 +36,8 @@ export interface Store {
    */
   saddIfBelow(key: string, member: string, limit: number): Promise<boolean>;
 }
+
+export type Unsubscribe = () => Promise<void>;
 
 /** The store could not be reached or answered with an error: callers answer 503, never 500. */
 export class StoreUnavailableError extends Error {

@@ -53,6 +53,7 @@ async function berthConfig(): Promise<string> {
     server: { addr: '127.0.0.1:0' },
     log: { level: 'warn' },
     store: { type: 'redis', redis: { url: await redisUrl(), keyPrefix } },
+    secrets: { encryptionKey: 'registry-e2e-encryption-key-0123456789abcdef' },
     token: { issuer: ISSUER, expiration: 300, services: [SERVICE], generatedKeyDir: join(workDir, 'keys') },
     users: {
       admin: { password: hashes.admin },

@@ -177,7 +177,7 @@ describe('every flow at trace level', () => {
     expect(await h.json()).toEqual({ status: 'ok' });
     const r = await fetch(`${berth.url}/readyz`);
     expect(r.status).toBe(200);
-    expect(((await r.json()) as { checks: Record<string, string> }).checks).toEqual({ store: 'ok', signingKey: 'ok', config: 'ok' });
+    expect(((await r.json()) as { checks: Record<string, string> }).checks).toEqual({ store: 'ok', pubsub: 'ok', signingKey: 'ok', config: 'ok' });
   });
 });
 

@@ -62,6 +62,7 @@ async function outageConfig() {
     `
 token: { issuer: outage, services: [registry], generatedKeyDir: keys }
 store: { type: redis, redis: { url: "redis://127.0.0.1:${port}", keyPrefix: "outage:" } }
+secrets: { encryptionKey: "outage-test-encryption-key-0123456789abcdef" }
 users:
   ops: { password: "${await hash('ops-pw', 4)}" }
 acl:

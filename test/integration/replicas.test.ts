@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeKeyPair } from '../../src/tokens/keygen.js';
 import { cleanPrefix, freePort, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
@@ -107,6 +108,22 @@ describe('two replicas sharing Redis', () => {
     for (let i = 5; i < 10; i++) expect((await wrong(b, i)).status).toBe(401);
     expect((await wrong(a, 99)).status).toBe(429);
     expect((await wrong(b, 98)).status).toBe(429);
+  });
+
+  it('both replicas hold their revocation subscriptions: /readyz says so and Redis counts them', async () => {
+    for (const u of urls) {
+      const ready = await fetch(`${u}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(((await ready.json()) as { checks: { pubsub: string } }).checks.pubsub).toBe('ok');
+    }
+    const r = new Redis(await redisUrl());
+    try {
+      const reply = (await r.call('PUBSUB', 'NUMSUB', ...['pat-revoked', 'robot-changed', 'account-changed'].map((c) => prefix + c))) as (string | number)[];
+      // One subscriber connection per replica, whatever the number of channels or reloads.
+      expect(reply.filter((_, i) => i % 2 === 1).map(Number)).toEqual([2, 2, 2]);
+    } finally {
+      r.disconnect();
+    }
   });
 
   it('stops on SIGTERM after finishing, and exits 0', async () => {

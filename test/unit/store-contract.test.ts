@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { redisReachable, RedisStore } from '../../src/store/redis.js';
 import { StoreUnavailableError, type Store } from '../../src/store/store.js';
 import { cleanPrefix, freePort, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
 
@@ -214,6 +215,26 @@ function storeContract(name: string, open: () => Promise<Pair>) {
       }
     });
 
+    it('unsubscribe removes exactly that handler; the others keep hearing', async () => {
+      const channel = k('chan');
+      const kept: string[] = [];
+      const dropped: string[] = [];
+      await pair.a.subscribe(channel, (m) => kept.push(m));
+      const unsubscribe = await pair.a.subscribe(channel, (m) => dropped.push(m));
+      for (let i = 0; i < 50 && !kept.includes('probe'); i++) {
+        await pair.b.publish(channel, 'probe');
+        await sleep(100);
+      }
+      expect(dropped).toContain('probe');
+      await unsubscribe();
+      await unsubscribe(); // twice is harmless
+      await pair.b.publish(channel, 'after');
+      for (let i = 0; i < 50 && !kept.includes('after'); i++) await sleep(100);
+      expect(kept).toContain('after');
+      expect(dropped).not.toContain('after');
+      expect(pair.a.subscriptionProblem()).toBeNull();
+    });
+
     it('a publish on one channel does not reach another', async () => {
       const c1 = k('chan');
       const c2 = k('chan');
@@ -269,6 +290,48 @@ describe('RedisStore isolation and failure', () => {
       await cleanPrefix(p2);
     }
   });
+
+  it('a subscription is reported missing while Redis is unreachable, and the log says why', async () => {
+    const port = await freePort();
+    const warnings: { reason: string }[] = [];
+    const log = { info: () => {}, warn: (o: object) => warnings.push(o as { reason: string }) };
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, log });
+    try {
+      expect(store.subscriptionProblem()).toBeNull(); // nothing to listen for yet
+      await store.subscribe('revoked', () => {});
+      expect(store.subscriptionProblem()).toMatch(/not connected|lost/);
+      for (let i = 0; i < 50 && warnings.length === 0; i++) await sleep(100);
+      expect(warnings[0]?.reason).toMatch(/subscriber connection lost: .*ECONNREFUSED/);
+      expect(store.subscriptionProblem()).toMatch(/ECONNREFUSED/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a subscriber whose server hangs is noticed (PING unanswered), reported, and subscribed again after', async () => {
+    const port = await freePort();
+    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (o: object) => warnings.push((o as { reason: string }).reason) };
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: prefix, log, subscriberHeartbeatMs: 300 });
+    try {
+      for (let i = 0; i < 50 && !(await redisReachable(`redis://127.0.0.1:${port}`)); i++) await sleep(100);
+      await store.subscribe('revoked', () => {});
+      for (let i = 0; i < 50 && store.subscriptionProblem() !== null; i++) await sleep(100);
+      expect(store.subscriptionProblem()).toBeNull();
+      server.kill('SIGSTOP');
+      for (let i = 0; i < 100 && store.subscriptionProblem() === null; i++) await sleep(100);
+      expect(store.subscriptionProblem()).toMatch(/no answer to PING/);
+      expect(warnings.some((w) => /no answer to PING/.test(w))).toBe(true);
+      server.kill('SIGCONT');
+      for (let i = 0; i < 100 && store.subscriptionProblem() !== null; i++) await sleep(100);
+      expect(store.subscriptionProblem()).toBeNull();
+    } finally {
+      server.kill('SIGCONT');
+      server.kill('SIGKILL');
+      await store.close();
+    }
+  }, 30_000);
 
   it('against an unreachable port, open and every command reject within 1 s with StoreUnavailableError', async () => {
     const port = await freePort();

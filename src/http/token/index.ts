@@ -98,7 +98,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       const summary = decisions.map((d) => ({ scope: formatScope(d.scope), granted: d.granted, rule: d.rule, ...(d.comment ? { comment: d.comment } : {}) }));
       if (reuseKey && !refreshToken) {
         const reusableUntil = principal.reusableUntil === undefined ? Infinity : Math.floor(principal.reusableUntil / 1000);
-        deps.reuse.set(reuseKey, { token: signed.token, issuedAt: signed.issuedAt, expiresAt: signed.issuedAt + signed.expiresIn, reusableUntil, account: principal.account, kind: principal.kind, decisions: summary, outcome });
+        deps.reuse.set(reuseKey, { token: signed.token, issuedAt: signed.issuedAt, expiresAt: signed.issuedAt + signed.expiresIn, reusableUntil, verifiedAt: principal.verifiedAt, account: principal.account, kind: principal.kind, decisions: summary, outcome });
       }
       if (deps.audit.isLevelEnabled('info')) {
         deps.audit.info({ audit: 'token', account: principal.account, kind: principal.kind, grant: req.grantType, ip, service: req.service, decisions: summary }, 'token issued');

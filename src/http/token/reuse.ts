@@ -10,6 +10,11 @@ export interface ReusableAnswer {
   expiresAt: number;
   /** Seconds since epoch after which the answer may no longer be reused (credential expiry, re-check due). */
   reusableUntil: number;
+  /**
+   * When (ms epoch, Principal.verifiedAt) the credential behind the answer was really verified; an
+   * answer built on a remembered verification is reusable only for what is left of its window.
+   */
+  verifiedAt?: number | undefined;
   account: string;
   kind: string;
   /** The audit summary of the original decision, logged again for each reuse. */
@@ -38,18 +43,26 @@ export type KeyedRequest = IncomingMessage & { [REUSE_KEY]?: string };
  * lookups, the ACL and the signature. The key is a salted hash (per-process salt), so no
  * credential sits in memory in clear. Anything that can change an answer (a PAT or robot revoked,
  * an account changed, a reload) clears the whole cache, on every replica through the store's
- * pub/sub.
+ * pub/sub. Staleness is bounded without pub/sub too: no entry outlives `windowSeconds` from the
+ * moment its credential was verified.
+ *
+ * A key carries the cache's generation at the moment it was computed (before the verification):
+ * an answer whose verification was in flight across a clear() is not stored under the new
+ * generation, so a revocation can never be undone by a late write.
  */
 export class TokenReuse {
   private readonly salt = randomBytes(32).toString('latin1');
   private readonly entries = new Map<string, ReusableAnswer>();
+  /** Bumped by clear(); every key starts with it. */
+  private generation = 0;
+  private tag = '0:';
 
   constructor(private readonly windowSeconds: number) {}
 
   keyFor(query: string, authorization: string, ip: string): string {
     // A salted one-shot SHA-256: collision-resistant and not reversible to the credential, and
     // crypto.hash skips the Hash object an HMAC or createHash would allocate on every request.
-    return hash('sha256', `${this.salt}${query}\n${authorization}\n${ip}`, 'base64');
+    return this.tag + hash('sha256', `${this.salt}${query}\n${authorization}\n${ip}`, 'base64');
   }
 
   get(key: string, now: number): ReusableAnswer | undefined {
@@ -64,7 +77,10 @@ export class TokenReuse {
     return a;
   }
 
+  /** Stores an answer under a key from keyFor(); dropped when a clear() came in between. */
   set(key: string, answer: ReusableAnswer): void {
+    if (!key.startsWith(this.tag)) return;
+    if (answer.verifiedAt !== undefined) answer.reusableUntil = Math.min(answer.reusableUntil, Math.floor(answer.verifiedAt / 1000) + this.windowSeconds);
     if (this.windowSeconds <= 0 || answer.reusableUntil <= answer.issuedAt) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
     answer.issuedAtText = new Date(answer.issuedAt * 1000).toISOString();
@@ -80,6 +96,8 @@ export class TokenReuse {
   }
 
   clear(): void {
+    this.generation++;
+    this.tag = `${this.generation}:`;
     this.entries.clear();
   }
 }
