@@ -239,6 +239,9 @@ describe('docker with docker-credential-berth in credHelpers', { timeout: 120_00
     const page = await context.newPage();
     await page.goto(url);
     await signInAtProvider(page, 'alice', 'alice-pw');
+    // The link only fills in the code; the person sends the form (CSRF-checked) to look it up.
+    await expect(page.getByLabel('Code').inputValue()).resolves.toBe(code);
+    await page.getByRole('button', { name: 'Continue' }).click();
     await expect(page.locator('#confirm-code').textContent()).resolves.toBe(code);
     await page.getByRole('button', { name: 'Approve' }).click();
     await expect(page.getByRole('heading', { name: 'Device approved' }).isVisible()).resolves.toBe(true);
