@@ -23,7 +23,13 @@ export function robotApi(server: string, token: string) {
       throw new UsageError(`cannot reach ${server}: ${(e as Error).message}`);
     }
     const text = await res.text();
-    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    let json: Record<string, unknown> = {};
+    try {
+      if (text) json = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // A proxy's HTML error page, say: the status line is all there is to report.
+      if (res.ok) throw new UsageError(`${server} answered ${res.status} with something other than JSON: is this Berth?`);
+    }
     if (!res.ok) {
       const msg = (json.errors as { message: string }[] | undefined)?.[0]?.message ?? res.statusText;
       throw new UsageError(`${res.status}: ${msg}`);

@@ -227,3 +227,42 @@ ${Object.entries(extra).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`).join('
     expect(await problems(policy({ jwks: { keys: [] } }))).toMatch(/at least one key/);
   });
 });
+
+describe('a cluster key set from a file', () => {
+  it('is re-read when it changes; a broken or vanished file keeps the previous keys', async () => {
+    const { IssuerKeys, IssuerUnavailableError } = await import('../../src/federation/issuer-keys.js');
+    const path = join(dir, 'rotating.json');
+    const c = await startClusterIssuer();
+    try {
+      c.writeJwks(path);
+      const warnings: string[] = [];
+      const keys = new IssuerKeys({ issuer: c.issuer, jwksURI: undefined, allowInsecureIssuer: true, cooldownSeconds: 1, jwksFile: path }, (m) => warnings.push(m));
+      const first = await c.mint({ namespace: 'team-a' }, 'berth');
+      expect(((await keys.verify(first))['kubernetes.io'] as { namespace: string }).namespace).toBe('team-a');
+      const wait = () => new Promise((r) => setTimeout(r, 1100));
+
+      writeFileSync(path, '{"keys": [');
+      await wait();
+      await expect(keys.verify(first)).resolves.toBeTruthy();
+      expect(warnings.join('\n')).toMatch(/not JSON; still using the previous keys/);
+
+      rmSync(path);
+      await wait();
+      await expect(keys.verify(first)).resolves.toBeTruthy();
+
+      await c.rotate({ dropOld: true });
+      const second = await c.mint({ namespace: 'team-a' }, 'berth');
+      c.writeJwks(path);
+      await wait();
+      await expect(keys.verify(second)).resolves.toBeTruthy();
+      await expect(keys.verify(first)).rejects.toThrow(/no key with the ID token's kid/);
+      expect(c.requests).toEqual({ discovery: 0, jwks: 0 });
+
+      // Never loaded at all: the issuer is unavailable (503, retry), not the token's fault.
+      const none = new IssuerKeys({ issuer: c.issuer, jwksURI: undefined, allowInsecureIssuer: true, cooldownSeconds: 1, jwksFile: join(dir, 'never.json') });
+      await expect(none.verify(second)).rejects.toBeInstanceOf(IssuerUnavailableError);
+    } finally {
+      await c.close();
+    }
+  });
+});
