@@ -160,7 +160,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     })),
     (name) => refreshTokens.revokeForCredential(name),
   );
-  const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log });
+  const federation = new FederationVerifier(raw.federation, { tokenTTLSeconds: config.token.ttlSeconds, log, baseDir: config.baseDir });
   // Admins are named by account name and group as the ACL sees them, which the namespace makes
   // unique to one source (a provider cannot send `admin` or a group of another connector's).
   const adminAccounts = new Set(raw.admin.accounts);

@@ -19,7 +19,9 @@ const USAGE = `usage: berth <command>
   acl explain --config FILE --account A [--label k=v]... [--service S] [--ip IP] SCOPE...
                                         show which ACL rule decides each scope
   robot list|create|rotate|disable|enable|delete|secret ...
-                                        manage robot accounts through a running server (admins)`;
+                                        manage robot accounts through a running server (admins)
+  pull-secret --robot NAME --registry HOST [--namespace NS] ...
+                                        rotate a robot and print a Kubernetes image pull Secret`;
 
 // Heavy modules are imported by the commands that need them, so that e.g. hash-password in a loop
 // does not pay for the x509 and schema libraries on every start.
@@ -104,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
     case 'robot':
       if (rest.length === 0) throw new UsageError(ROBOT_USAGE);
       return (await import('./robot.js')).robotCommand(rest, (t) => process.stdout.write(t));
+    case 'pull-secret':
+      return (await import('./pull-secret.js')).pullSecretCommand(rest, (t) => process.stdout.write(t));
     case 'version':
     case '--version':
       process.stdout.write(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version + '\n');

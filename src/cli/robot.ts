@@ -10,6 +10,35 @@ export const ROBOT_USAGE = `usage: berth robot <command> [--server URL] [--token
   rotate NAME | disable NAME | enable NAME | delete NAME
   secret                                 print a new secret and its sha256, for robots declared in config`;
 
+/** A caller of a running Berth's /api/v1/robots with an admin's PAT; API errors become UsageErrors with the server's message. */
+export function robotApi(server: string, token: string) {
+  return async (method: string, path: string, body?: unknown): Promise<Record<string, unknown>> => {
+    let res: Response;
+    try {
+      res = await fetch(`${server}/api/v1/robots${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (e) {
+      throw new UsageError(`cannot reach ${server}: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    let json: Record<string, unknown> = {};
+    try {
+      if (text) json = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // A proxy's HTML error page, say: the status line is all there is to report.
+      if (res.ok) throw new UsageError(`${server} answered ${res.status} with something other than JSON: is this Berth?`);
+    }
+    if (!res.ok) {
+      const msg = (json.errors as { message: string }[] | undefined)?.[0]?.message ?? res.statusText;
+      throw new UsageError(`${res.status}: ${msg}`);
+    }
+    return json;
+  };
+}
+
 /** `berth robot …`: talks to a running Berth's /api/v1/robots with an admin's PAT. */
 export async function robotCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = argv;
@@ -33,25 +62,7 @@ export async function robotCommand(argv: string[], out: (s: string) => void): Pr
   if (!token) throw new UsageError('an administrator\'s personal access token is needed: --token or BERTH_TOKEN');
   const name = positionals[0];
   if (sub !== 'list' && !name) throw new UsageError(`robot ${sub} needs a NAME`);
-  const call = async (method: string, path: string, body?: unknown) => {
-    let res: Response;
-    try {
-      res = await fetch(`${server}/api/v1/robots${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (e) {
-      throw new UsageError(`cannot reach ${server}: ${(e as Error).message}`);
-    }
-    const text = await res.text();
-    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    if (!res.ok) {
-      const msg = (json.errors as { message: string }[] | undefined)?.[0]?.message ?? res.statusText;
-      throw new UsageError(`${res.status}: ${msg}`);
-    }
-    return json;
-  };
+  const call = robotApi(server, token);
   const enc = encodeURIComponent(name ?? '');
   switch (sub) {
     case 'list': {

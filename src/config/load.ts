@@ -9,6 +9,7 @@ import { ConfigError, formatPath } from './errors.js';
 import { interpolateSecrets } from './interpolate.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { federationProblems } from '../federation/schema.js';
+import { readJwksFile } from '../federation/issuer-keys.js';
 import { namespaceProblems } from '../identity/account-names.js';
 import { namespaceSources } from './namespace.js';
 import { parseStandardCidr } from '../util/ip.js';
@@ -186,6 +187,14 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   });
   const federationSection = section(interpolated, 'federation');
   problems.push(...federationProblems(federationSection ?? []));
+  (federationSection ?? []).forEach((f, i) => {
+    if (f.jwksFile === undefined) return;
+    try {
+      readJwksFile(resolve(baseDir, f.jwksFile));
+    } catch (e) {
+      problems.push(`federation[${i}].jwksFile: ${(e as Error).message}`);
+    }
+  });
   // One account namespace: refuse a file in which two sources could produce the same account name.
   if (connectorsSection && federationSection) problems.push(...namespaceProblems(namespaceSources({ connectors: connectorsSection, federation: federationSection }, [...users.keys()])));
   problems.push(...githubGroupProblems(connectorsSection ?? [], aclSection ?? [], section(interpolated, 'admin')));

@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { readFileSync, statSync } from 'node:fs';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { isLoopbackHost } from './loopback.js';
 
 /** Asymmetric only: never `none`, never HMAC (whose "secret" would be the issuer's public key). */
@@ -25,6 +26,83 @@ export interface IssuerKeysOptions {
   jwksURI: string | undefined;
   allowInsecureIssuer: boolean;
   cooldownSeconds: number;
+  /** An absolute path to the issuer's key set, re-read when it changes (instead of discovery). */
+  jwksFile?: string | undefined;
+  /** The issuer's key set, given in the configuration (instead of discovery). */
+  jwks?: JSONWebKeySet | undefined;
+}
+
+// How often a jwksFile is stat()ed for a change: often enough that a rotated key works at once.
+const FILE_CHECK_MS = 1000;
+const JWKS_FILE_MAX_BYTES = 1 << 20;
+
+/** Reads and checks a key set file; throws with a message fit for check-config and the log. */
+export function readJwksFile(path: string): JSONWebKeySet {
+  let text: string;
+  try {
+    if (statSync(path).size > JWKS_FILE_MAX_BYTES) throw new Error('larger than 1 MiB');
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read the key set file ${path}: ${(e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`the key set file ${path} is not JSON`);
+  }
+  const keys = (doc as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => k && typeof k === 'object' && typeof (k as { kty?: unknown }).kty === 'string')) {
+    throw new Error(`the key set file ${path} is not a JSON Web Key Set ({"keys": [{"kty": …}, …]})`);
+  }
+  if (keys.some((k: Record<string, unknown>) => ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in k))) {
+    throw new Error(`the key set file ${path} holds a private or symmetric key; give the issuer's public keys only`);
+  }
+  return doc as JSONWebKeySet;
+}
+
+/**
+ * A key set read from a file, for clusters whose issuer cannot be reached from Berth: the file is
+ * stat()ed at most once a second and re-read when its mtime, size or inode changes. A change that
+ * does not parse (a half-written file) keeps the previous keys until a good version appears.
+ */
+/** A key resolver that can also say how many keys it holds (a kid is required once there are several). */
+type CountedKeys = JWTVerifyGetKey & { jwks(): { keys: unknown[] } | undefined };
+
+function fileKeySet(path: string, onError: (message: string) => void): CountedKeys {
+  let stamp = '';
+  let checkedAt = 0;
+  let getKey: ReturnType<typeof createLocalJWKSet> | undefined;
+  let lastError = '';
+  const refresh = () => {
+    const now = Date.now();
+    if (getKey && now - checkedAt < FILE_CHECK_MS) return;
+    checkedAt = now;
+    let next: string;
+    try {
+      const st = statSync(path);
+      next = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch (e) {
+      lastError = `cannot read the key set file ${path}: ${(e as Error).message}`;
+      if (!getKey) throw new IssuerUnavailableError(lastError);
+      return onError(lastError);
+    }
+    if (next === stamp && getKey) return;
+    try {
+      getKey = createLocalJWKSet(readJwksFile(path));
+      stamp = next;
+      lastError = '';
+    } catch (e) {
+      lastError = (e as Error).message;
+      if (!getKey) throw new IssuerUnavailableError(lastError);
+      onError(`${lastError}; still using the previous keys`);
+    }
+  };
+  const resolve: JWTVerifyGetKey = (header, token) => {
+    refresh();
+    return getKey!(header, token);
+  };
+  return Object.assign(resolve, { jwks: () => getKey?.jwks() });
 }
 
 function acceptableURL(value: unknown, allowInsecure: boolean): URL | null {
@@ -54,7 +132,10 @@ function describeFailure(e: unknown): string {
 export class IssuerKeys {
   private keySet: Promise<JWTVerifyGetKey> | undefined;
 
-  constructor(private readonly opts: IssuerKeysOptions) {}
+  constructor(
+    private readonly opts: IssuerKeysOptions,
+    private readonly onKeyFileError: (message: string) => void = () => {},
+  ) {}
 
   get issuer(): string {
     return this.opts.issuer;
@@ -83,8 +164,9 @@ export class IssuerKeys {
 
   private keys(): Promise<JWTVerifyGetKey> {
     this.keySet ??= (async () => {
-      const url = this.opts.jwksURI !== undefined ? new URL(this.opts.jwksURI) : await this.discoverJwksURI();
-      const remote = createRemoteJWKSet(url, { timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: this.opts.cooldownSeconds * 1000, cacheMaxAge: JWKS_MAX_AGE_MS });
+      const local = this.opts.jwks ? createLocalJWKSet(this.opts.jwks) : this.opts.jwksFile !== undefined ? fileKeySet(this.opts.jwksFile, this.onKeyFileError) : undefined;
+      const url = local ? undefined : this.opts.jwksURI !== undefined ? new URL(this.opts.jwksURI) : await this.discoverJwksURI();
+      const remote: CountedKeys = local ?? createRemoteJWKSet(url!, { timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: this.opts.cooldownSeconds * 1000, cacheMaxAge: JWKS_MAX_AGE_MS });
       const getKey: JWTVerifyGetKey = async (header, token) => {
         try {
           const key = await remote(header, token);

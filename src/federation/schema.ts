@@ -30,6 +30,18 @@ function checkIssuerURL(value: string, allowInsecure: boolean): string | null {
 }
 
 /**
+ * A JSON Web Key Set of public keys. A private member (`d`, …) means someone pasted the signing
+ * key itself: refused, so that it does not sit in the config thinking it is harmless.
+ */
+export const jwksSchema = z.looseObject({
+  keys: z
+    .array(
+      z.looseObject({ kty: z.string().min(1) }).refine((k) => !['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in k), 'a private or symmetric key; give the issuer\'s public keys only'),
+    )
+    .min(1, 'at least one key'),
+});
+
+/**
  * One trust policy: ID tokens from `issuer` for `audience` whose claims satisfy every condition in
  * `claims` become the account `account` (a template over the claims) with `labels`.
  */
@@ -57,6 +69,10 @@ export const federationPolicySchema = z
     allowInsecureIssuer: z.boolean().default(false),
     /** How soon an unknown `kid` may make Berth fetch the issuer's keys again (the rest of the time they are cached). */
     jwksCooldown: duration.default('30s'),
+    /** The issuer's key set as a file (re-read when it changes): for clusters whose issuer is not reachable. */
+    jwksFile: z.string().min(1).optional(),
+    /** The issuer's key set inline (`kubectl get --raw /openid/v1/jwks`). */
+    jwks: jwksSchema.optional(),
   })
   .superRefine((p, ctx) => {
     const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -66,6 +82,8 @@ export const federationPolicySchema = z
       const badJwks = checkIssuerURL(p.jwksURI, p.allowInsecureIssuer);
       if (badJwks) issue(['jwksURI'], badJwks);
     }
+    const keySources = (['jwksURI', 'jwksFile', 'jwks'] as const).filter((k) => p[k] !== undefined);
+    if (keySources.length > 1) issue([keySources[1]!], `give one of jwksURI, jwksFile and jwks, not ${keySources.join(' and ')}`);
     const conditions = Object.entries(p.claims);
     // Without a condition every job on the issuer (every repository on GitHub) would match.
     if (conditions.length === 0) issue(['claims'], 'at least one claim condition is required (for GitHub Actions: repository or repository_owner)');
@@ -108,6 +126,20 @@ export function federationProblems(policies: readonly FederationPolicyConfig[]):
     else if (seen.jwksURI !== p.jwksURI || seen.insecure !== p.allowInsecureIssuer) {
       problems.push(`federation[${i}]: policies for issuer ${p.issuer} must agree on jwksURI and allowInsecureIssuer (see federation[${seen.index}])`);
     }
+  });
+  problems.push(...keySourceProblems(policies));
+  return problems;
+}
+
+/** Policies for one issuer share its key set, so they must name the same jwksFile or inline jwks. */
+function keySourceProblems(policies: readonly FederationPolicyConfig[]): string[] {
+  const problems: string[] = [];
+  const first = new Map<string, { index: number; source: string }>();
+  policies.forEach((p, i) => {
+    const source = JSON.stringify([p.jwksFile ?? null, p.jwks ?? null]);
+    const seen = first.get(p.issuer);
+    if (!seen) first.set(p.issuer, { index: i, source });
+    else if (seen.source !== source) problems.push(`federation[${i}]: policies for issuer ${p.issuer} must agree on jwksFile and jwks (see federation[${seen.index}])`);
   });
   return problems;
 }

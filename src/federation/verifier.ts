@@ -4,7 +4,9 @@ import { AuthenticationError, type Principal } from '../identity/principal.js';
 import { HttpError } from '../http/errors.js';
 import { loggableUsername } from '../log.js';
 import { durationToSeconds } from '../config/duration.js';
-import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError, LEEWAY_SECONDS } from './issuer-keys.js';
+import { resolve } from 'node:path';
+import type { JSONWebKeySet } from 'jose';
+import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError, LEEWAY_SECONDS, readJwksFile } from './issuer-keys.js';
 import { jwtHeader, unverifiedClaims } from './jwt-shape.js';
 import { compilePolicy, evaluatePolicy, type Policy } from './policy.js';
 import { ANY_POLICY_USER, federationProblems, type FederationPolicyConfig } from './schema.js';
@@ -13,6 +15,8 @@ export interface FederationOptions {
   /** token.expiration: the lifetime a policy's maxTokenTTL can only shorten. */
   tokenTTLSeconds: number;
   log?: Logger;
+  /** Where a relative jwksFile is found: the configuration file's directory. */
+  baseDir?: string;
 }
 
 const MESSAGE_MAX = 1500;
@@ -56,7 +60,10 @@ export class FederationVerifier implements CredentialVerifier {
       // most eager of them sets how soon an unknown kid may trigger a re-read.
       const same = configs.filter((x) => x.issuer === c.issuer);
       const cooldownSeconds = Math.min(...same.map((x) => durationToSeconds(x.jwksCooldown)));
-      const keys = new IssuerKeys({ issuer: c.issuer, jwksURI: c.jwksURI, allowInsecureIssuer: c.allowInsecureIssuer, cooldownSeconds });
+      const jwksFile = c.jwksFile === undefined ? undefined : resolve(opts.baseDir ?? '.', c.jwksFile);
+      if (jwksFile !== undefined) readJwksFile(jwksFile); // a missing or broken file stops start-up, not the first pull
+      const onKeyFileError = (message: string) => opts.log?.warn({ issuer: c.issuer, err: message }, 'federation: key set file');
+      const keys = new IssuerKeys({ issuer: c.issuer, jwksURI: c.jwksURI, allowInsecureIssuer: c.allowInsecureIssuer, cooldownSeconds, jwksFile, jwks: c.jwks as JSONWebKeySet | undefined }, onKeyFileError);
       this.issuers.set(c.issuer, { keys, policies: this.policies.filter((p) => p.issuer === c.issuer) });
     });
   }

@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,8 @@ beforeAll(async () => {
   keys = mkdtempSync(join(tmpdir(), 'berth-example-keys-'));
   const { certPath } = await writeKeyPair(keys, 'ES256');
   copyFileSync(certPath, join(keys, 'next-cert.pem'));
+  // kubernetes.yaml reads a cluster's key set from a file (jwksFile); any public key will do.
+  writeFileSync(join(keys, 'edge-cluster-jwks.json'), JSON.stringify({ keys: [createPublicKey(readFileSync(certPath)).export({ format: 'jwk' })] }));
 });
 
 afterAll(() => rmSync(keys, { recursive: true, force: true }));
