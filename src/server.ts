@@ -24,7 +24,7 @@ import { mountRobotPages } from './http/web/robots-page.js';
 import { mountWebRoutes } from './http/web/routes.js';
 import { Sessions } from './http/web/session.js';
 import { Accounts, labelsOf } from './identity/accounts.js';
-import { AccountNamespace } from './identity/account-names.js';
+import { AccountNamespace } from './model/account-names.js';
 import { namespaceSources } from './config/namespace.js';
 import type { CurrentAccount } from './identity/continuous-access.js';
 import { ContinuousAccess } from './identity/continuous-access.js';

@@ -10,7 +10,7 @@ import { interpolateSecrets } from './interpolate.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { federationProblems } from '../federation/schema.js';
 import { readJwksFile } from '../federation/issuer-keys.js';
-import { namespaceProblems } from '../identity/account-names.js';
+import { namespaceProblems } from '../model/account-names.js';
 import { namespaceSources } from './namespace.js';
 import { parseStandardCidr } from '../util/ip.js';
 

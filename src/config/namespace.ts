@@ -1,6 +1,6 @@
 import { formatPath } from './errors.js';
 import type { RawConfig } from './schema.js';
-import type { NamespaceSources } from '../identity/account-names.js';
+import type { NamespaceSources } from '../model/account-names.js';
 
 /** The account-name sources a configuration declares, for the namespace rules in src/identity/account-names.ts. */
 export function namespaceSources(raw: Pick<RawConfig, 'connectors' | 'federation'>, users: ReadonlyMap<string, unknown> | readonly string[]): NamespaceSources {

@@ -1,4 +1,4 @@
-import type { Identity } from '../identity/identity.js';
+import type { Identity } from '../model/identity.js';
 
 /** Per-attempt secrets Berth keeps server-side (single use) between redirect and callback. */
 export interface LoginAttempt {

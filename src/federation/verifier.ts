@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { CredentialVerifier } from '../identity/credentials.js';
-import { AuthenticationError, type Principal } from '../identity/principal.js';
+import { AuthenticationError, type Principal } from '../model/principal.js';
 import { HttpError } from '../http/errors.js';
 import { loggableUsername } from '../log.js';
 import { durationToSeconds } from '../config/duration.js';

@@ -6,7 +6,7 @@ import { HttpError, sendError, unavailable } from './errors.js';
 import { sendPage } from './web/html.js';
 import { errorPage } from './web/pages.js';
 import { StoreUnavailableError } from '../store/store.js';
-import { AuthenticationError } from '../identity/principal.js';
+import { AuthenticationError } from '../model/principal.js';
 import { clientResolver, type ClientInfo } from './client-ip.js';
 import { loggableHeaders } from '../log.js';
 

@@ -1,7 +1,7 @@
 import type { Store } from '../store/store.js';
 import type { Sealer } from '../util/sealed.js';
-import type { Identity } from './identity.js';
-import { AccountNameError, LOCAL_CONNECTOR_ID, type AccountNamespace } from './account-names.js';
+import type { Identity } from '../model/identity.js';
+import { AccountNameError, LOCAL_CONNECTOR_ID, type AccountNamespace } from '../model/account-names.js';
 
 /** A person known to Berth: the identity from their last sign-in or re-check. */
 export interface AccountRecord {

@@ -2,9 +2,9 @@ import type { Logger } from 'pino';
 import type { CallbackConnector } from '../connectors/connector.js';
 import type { StaticUser } from '../config/load.js';
 import { type AccountRecord, type Accounts } from './accounts.js';
-import { IdentityRevokedError } from './identity.js';
-import { AccountNameError, LOCAL_CONNECTOR_ID } from './account-names.js';
-import { AuthenticationError } from './principal.js';
+import { IdentityRevokedError } from '../model/identity.js';
+import { AccountNameError, LOCAL_CONNECTOR_ID } from '../model/account-names.js';
+import { AuthenticationError } from '../model/principal.js';
 
 export interface ContinuousAccessOptions {
   ttlSeconds: number;

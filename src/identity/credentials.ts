@@ -1,5 +1,5 @@
 import { hash, randomBytes } from 'node:crypto';
-import { AuthenticationError, type CredentialKind, type Principal } from './principal.js';
+import { AuthenticationError, type CredentialKind, type Principal } from '../model/principal.js';
 import type { RefreshTokens } from '../tokens/refresh-tokens.js';
 
 /**

@@ -3,7 +3,7 @@ import type { RefreshTokens } from '../tokens/refresh-tokens.js';
 import { labelsOf, type Accounts } from './accounts.js';
 import type { ContinuousAccess } from './continuous-access.js';
 import type { CredentialVerifier } from './credentials.js';
-import { AuthenticationError, type Principal } from './principal.js';
+import { AuthenticationError, type Principal } from '../model/principal.js';
 
 /**
  * `docker login -u USER -p berth_pat_…`: the PAT names its owner's account (by subject, not by

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { verify } from '@node-rs/bcrypt';
 import type { StaticUser } from '../config/load.js';
-import { AuthenticationError, type Principal } from './principal.js';
+import { AuthenticationError, type Principal } from '../model/principal.js';
 import type { CredentialVerifier } from './credentials.js';
 
 /**

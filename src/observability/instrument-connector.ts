@@ -1,5 +1,5 @@
 import type { CallbackConnector } from '../connectors/connector.js';
-import { IdentityRevokedError, LoginRefusedError } from '../identity/identity.js';
+import { IdentityRevokedError, LoginRefusedError } from '../model/identity.js';
 import type { Metrics } from './metrics.js';
 
 function outcomeOf(e: unknown): string {

@@ -1,4 +1,4 @@
-import type { Restriction } from '../identity/principal.js';
+import type { Restriction } from '../model/principal.js';
 import { restrictionPatternProblem } from '../policy/pattern.js';
 import type { Store } from '../store/store.js';
 import { constantTimeEqual, sha256Hex } from '../util/secret.js';

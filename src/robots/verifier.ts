@@ -1,5 +1,5 @@
 import type { CredentialVerifier } from '../identity/credentials.js';
-import { AuthenticationError, type Principal } from '../identity/principal.js';
+import { AuthenticationError, type Principal } from '../model/principal.js';
 import { ROBOT_PREFIX, Robots, type RobotRecord } from './robots.js';
 
 function check(rec: RobotRecord | null, now: number): RobotRecord {

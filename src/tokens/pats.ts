@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Restriction } from '../identity/principal.js';
+import type { Restriction } from '../model/principal.js';
 import { restrictionPatternProblem } from '../policy/pattern.js';
 import type { Store } from '../store/store.js';
 import { sha256Hex } from '../util/secret.js';

@@ -1,4 +1,4 @@
-import type { Principal } from '../identity/principal.js';
+import type { Principal } from '../model/principal.js';
 import type { Store } from '../store/store.js';
 import { randomBase62, sha256Hex } from '../util/secret.js';
 

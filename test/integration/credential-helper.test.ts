@@ -17,7 +17,7 @@ import { Sessions } from '../../src/http/web/session.js';
 import { Accounts } from '../../src/identity/accounts.js';
 import { Credentials } from '../../src/identity/credentials.js';
 import { StaticUsers } from '../../src/identity/static-users.js';
-import { AccountNamespace } from '../../src/identity/account-names.js';
+import { AccountNamespace } from '../../src/model/account-names.js';
 import { ContinuousAccess, LOCAL_CONNECTOR } from '../../src/identity/continuous-access.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';

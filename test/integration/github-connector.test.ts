@@ -4,7 +4,7 @@ import type { LoginAttempt } from '../../src/connectors/connector.js';
 import { createGithubConnector, githubAPIRoot, type GithubConnector } from '../../src/connectors/github/index.js';
 import { githubConnectorSchema } from '../../src/connectors/github/schema.js';
 import { ConfigError } from '../../src/config/errors.js';
-import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/identity/identity.js';
+import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/model/identity.js';
 import { randomBase62 } from '../../src/util/secret.js';
 import { freePort } from '../helpers/redis.js';
 import { startFakeGithub, type FakeGithub, type FakeUserInput } from '../helpers/fake-github.js';

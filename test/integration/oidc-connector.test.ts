@@ -4,7 +4,7 @@ import type { LoginAttempt } from '../../src/connectors/connector.js';
 import { canRefresh, createOidcConnector, type OidcConnector } from '../../src/connectors/oidc/index.js';
 import { googleConnectorSchema, keycloakConnectorSchema, oidcConnectorSchema } from '../../src/connectors/oidc/schema.js';
 import { startDevProvider, type DevProvider, type DevUser } from '../../src/demo/dev-provider.js';
-import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/identity/identity.js';
+import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/model/identity.js';
 import { freePort } from '../helpers/redis.js';
 
 // Berth itself is not running: callback URLs are only parsed, never fetched.

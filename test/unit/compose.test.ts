@@ -9,7 +9,7 @@ import { loadConfigText, type Config } from '../../src/config/load.js';
 import type { KeycloakConnectorConfig } from '../../src/connectors/oidc/schema.js';
 import { mapIdentity } from '../../src/connectors/oidc/identity-mapping.js';
 import { accountKey, labelsOf } from '../../src/identity/accounts.js';
-import type { Identity } from '../../src/identity/identity.js';
+import type { Identity } from '../../src/model/identity.js';
 import { createLogger } from '../../src/log.js';
 import { parseScope } from '../../src/policy/scope.js';
 import { startServer, type RunningServer } from '../../src/server.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Credentials, type CredentialVerifier, type FailureLimiter } from '../../src/identity/credentials.js';
-import { AuthenticationError, type Principal } from '../../src/identity/principal.js';
+import { AuthenticationError, type Principal } from '../../src/model/principal.js';
 import { StaticUsers } from '../../src/identity/static-users.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { RateLimitedError } from '../../src/security/auth-limiter.js';

@@ -1,4 +1,4 @@
-import { UpstreamUnavailableError } from '../../identity/identity.js';
+import { UpstreamUnavailableError } from '../../model/identity.js';
 
 export const API_VERSION = '2022-11-28';
 /** More than 2,000 orgs or teams is not a real account; stop instead of looping on a bad Link. */

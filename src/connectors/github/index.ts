@@ -1,6 +1,6 @@
 import type { CallbackConnector, LoginAttempt } from '../connector.js';
 import { ConfigError } from '../../config/errors.js';
-import { IdentityRevokedError, LoginRefusedError, type Identity } from '../../identity/identity.js';
+import { IdentityRevokedError, LoginRefusedError, type Identity } from '../../model/identity.js';
 import { constantTimeEqual } from '../../util/secret.js';
 import { githubAPIRoot, githubWebRoot } from './api-root.js';
 import { GithubAnswerIncomplete, GithubHttp } from './http.js';

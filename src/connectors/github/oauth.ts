@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { LoginRefusedError, UpstreamUnavailableError } from '../../identity/identity.js';
+import { LoginRefusedError, UpstreamUnavailableError } from '../../model/identity.js';
 import { fetchOrUnavailable, readJSON } from './http.js';
 
 /** Profile, verified emails, and org/team membership; nothing that writes. */

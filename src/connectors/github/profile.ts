@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { UpstreamUnavailableError } from '../../identity/identity.js';
+import { UpstreamUnavailableError } from '../../model/identity.js';
 import { GithubAnswerIncomplete, GithubStatusError, type GithubHttp } from './http.js';
 
 const userShape = z.object({

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import type { CallbackConnector, LoginAttempt } from '../connector.js';
-import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../identity/identity.js';
+import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../model/identity.js';
 import { constantTimeEqual } from '../../util/secret.js';
 import type { ClaimSet } from './claims.js';
 import { assertIssuerAllowed, lazyDiscovery } from './discovery.js';

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { AccountRecord } from '../../identity/accounts.js';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
-import { AuthenticationError } from '../../identity/principal.js';
+import { AuthenticationError } from '../../model/principal.js';
 import type { PatRecord } from '../../tokens/pats.js';
 import { RateLimitedError } from '../../security/auth-limiter.js';
 import { HttpError } from '../errors.js';

@@ -5,6 +5,7 @@ import { robotName, RobotError, type RobotRecord, type RobotUsage, type Robots }
 import { HttpError } from '../errors.js';
 import type { WebDeps } from '../web/deps.js';
 import { apiCaller, jsonBody } from './caller.js';
+import { robotInput } from '../web/robot-form.js';
 
 export interface RobotApiDeps {
   web: WebDeps;
@@ -25,29 +26,6 @@ export function robotView(r: RobotRecord & { lastUsed?: RobotUsage }) {
     source: r.source,
     lastUsedAt: r.lastUsed ? new Date(r.lastUsed.at).toISOString() : null,
     lastUsedFrom: r.lastUsed?.from ?? null,
-  };
-}
-
-function strings(v: unknown, what: string): string[] {
-  const list = Array.isArray(v) ? v : typeof v === 'string' ? v.split(/[\s,]+/) : [];
-  if (!list.every((x) => typeof x === 'string')) throw new HttpError(400, 'INVALID_REQUEST', `${what} must be strings`);
-  return (list as string[]).filter(Boolean);
-}
-
-/** Parses create input shared by the JSON API and the admin page. */
-export function robotInput(body: Record<string, unknown>) {
-  const name = typeof body.name === 'string' ? body.name : '';
-  let expiresAt: number | null = null;
-  if (body.expiresInDays !== undefined && body.expiresInDays !== '') {
-    const n = Number(body.expiresInDays);
-    if (!Number.isInteger(n) || n <= 0 || n > 3650) throw new HttpError(400, 'INVALID_REQUEST', 'expiresInDays must be a whole number from 1 to 3650');
-    expiresAt = Date.now() + n * 86_400_000;
-  }
-  return {
-    name,
-    description: typeof body.description === 'string' ? body.description : '',
-    restriction: { repositories: strings(body.repositories, 'repositories'), actions: strings(body.actions, 'actions') },
-    expiresAt,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Credentials } from '../../identity/credentials.js';
-import type { Principal } from '../../identity/principal.js';
+import type { Principal } from '../../model/principal.js';
 import type { TokenRequest } from './request.js';
 
 /**

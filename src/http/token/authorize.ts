@@ -1,6 +1,6 @@
 import { parseClientIp, type Acl, type ScopeDecision } from '../../policy/acl.js';
 import { compileGlob } from '../../policy/pattern.js';
-import type { Principal, Restriction } from '../../identity/principal.js';
+import type { Principal, Restriction } from '../../model/principal.js';
 import type { AccessEntry } from '../../tokens/registry-jwt.js';
 import type { TokenRequest } from './request.js';
 

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Acl } from '../../policy/acl.js';
 import { Credentials } from '../../identity/credentials.js';
-import { AuthenticationError, type Principal } from '../../identity/principal.js';
+import { AuthenticationError, type Principal } from '../../model/principal.js';
 import type { RegistryTokenSigner } from '../../tokens/registry-jwt.js';
 import { StoreUnavailableError } from '../../store/store.js';
 import { formatScope } from '../../policy/scope.js';

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { RobotError, type RobotRecord, type Robots } from '../../robots/robots.js';
 import { HttpError } from '../errors.js';
-import { robotInput } from '../api/robots.js';
+import { robotInput } from './robot-form.js';
 import type { WebDeps } from './deps.js';
 import { html, layout, sendPage } from './html.js';
 import { Sessions } from './session.js';

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { LoginRefusedError, type Identity } from '../../identity/identity.js';
-import { AccountNameError } from '../../identity/account-names.js';
+import { LoginRefusedError, type Identity } from '../../model/identity.js';
+import { AccountNameError } from '../../model/account-names.js';
 import { LOCAL_CONNECTOR } from '../../identity/continuous-access.js';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
-import { AuthenticationError } from '../../identity/principal.js';
+import { AuthenticationError } from '../../model/principal.js';
 import { PatPolicyError } from '../../tokens/pats.js';
 import { StoreUnavailableError } from '../../store/store.js';
 import type { WebDeps } from './deps.js';

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
-import { AuthenticationError } from '../../identity/principal.js';
+import { AuthenticationError } from '../../model/principal.js';
 import type { WebDeps } from './deps.js';
 import type { SessionData } from './session.js';
 
