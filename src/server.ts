@@ -8,6 +8,7 @@ import { durationToSeconds } from './config/duration.js';
 import type { Config } from './config/load.js';
 import type { CallbackConnector } from './connectors/connector.js';
 import { createConnectors } from './connectors/index.js';
+import { redirectURIFor } from './connectors/redirect-uri.js';
 import { FederationVerifier } from './federation/verifier.js';
 import { mountRobotApi } from './http/api/robots.js';
 import { mountTokenApi } from './http/api/tokens.js';
@@ -258,7 +259,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     env: { appTitle: raw.web.title, registryHost: raw.web.registryHost },
     publicURL,
     connectors,
-    redirectURI: (id: string) => raw.connectors.find((c) => c.id === id)?.redirectURL ?? `${publicURL}/callback/${id}`,
+    redirectURI: (id: string) => redirectURIFor(raw.connectors.find((c) => c.id === id) ?? { id }, publicURL),
     localLogin: raw.web.localLogin && [...config.users.values()].some((u) => u.hash),
     credentials,
     patVerifier,

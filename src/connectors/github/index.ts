@@ -1,4 +1,5 @@
 import type { CallbackConnector, LoginAttempt } from '../connector.js';
+import { redirectURIFor } from '../redirect-uri.js';
 import { ConfigError } from '../../config/errors.js';
 import { IdentityRevokedError, LoginRefusedError, type Identity } from '../../model/identity.js';
 import { constantTimeEqual } from '../../util/secret.js';
@@ -39,7 +40,7 @@ export function createGithubConnector(cfg: GithubConnectorConfig, env: GithubCon
   const timeoutMs = env.timeoutMs ?? 5000;
   const http = new GithubHttp({ apiRoot: githubAPIRoot(cfg), fetch: f, timeoutMs });
   const loadTeams = cfg.loadTeams ?? true;
-  const defaultRedirectURI = cfg.redirectURL ?? `${env.publicURL.replace(/\/+$/, '')}/callback/${cfg.id}`;
+  const defaultRedirectURI = redirectURIFor(cfg, env.publicURL);
   const redirectFor = (attempt: LoginAttempt) => attempt.redirectURI || defaultRedirectURI;
 
   function toIdentity(p: GithubProfile, groups: string[], upstream: Record<string, string>): Identity {

@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import type { CallbackConnector, LoginAttempt } from '../connector.js';
+import { redirectURIFor } from '../redirect-uri.js';
 import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../model/identity.js';
 import { constantTimeEqual } from '../../util/secret.js';
 import type { ClaimSet } from './claims.js';
@@ -59,9 +60,8 @@ export function createOidcConnector(cfg: AnyOidcConfig, env: OidcConnectorEnv): 
     fetch: env.fetch,
   });
   const name = cfg.name ?? DEFAULT_NAMES[cfg.type];
-  const defaultRedirectURI = `${env.publicURL.replace(/\/+$/, '')}/callback/${cfg.id}`;
-  // A configured redirectURL wins: it is what is registered at the provider (behind a proxy, say).
-  const redirectFor = (attempt: LoginAttempt) => cfg.redirectURL ?? (attempt.redirectURI || defaultRedirectURI);
+  const defaultRedirectURI = redirectURIFor(cfg, env.publicURL);
+  const redirectFor = (attempt: LoginAttempt) => attempt.redirectURI || defaultRedirectURI;
   const useUserinfo = cfg.type !== 'google' && cfg.userinfo;
 
   const discover = async (): Promise<oidc.Configuration> => {
