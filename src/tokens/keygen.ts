@@ -61,7 +61,8 @@ function makeDir(dir: string): void {
       isDir = statSync(d).isDirectory();
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || dirname(d) === d) throw new KeygenError(`cannot use ${d}: ${code ?? (e as Error).message}`);
+      // ENOTDIR: some ancestor is a file; going up finds it and names it.
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(d) === d) throw new KeygenError(`cannot use ${d}: ${code ?? (e as Error).message}`);
       missing.push(d);
       d = dirname(d);
       continue;
