@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { makeDir } from '../util/make-dir.js';
 import { CliError, UsageError } from './args.js';
 
 /**
@@ -92,9 +93,9 @@ export function writeOciImage(dir: string, tag: string, files: { name: string; c
     } else if (readdirSync(dir).length > 0) throw new CliError(`${dir} is a non-empty directory and not an OCI layout; choose another --out`);
   }
   try {
-    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    makeDir(join(dir, 'blobs', 'sha256'));
   } catch (e) {
-    throw new CliError(`cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CliError((e as Error).message);
   }
   const blob = (data: Buffer | string) => {
     const digest = sha256(data);

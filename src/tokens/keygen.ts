@@ -1,6 +1,7 @@
 import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeDir } from '../util/make-dir.js';
 import { webcrypto, randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
@@ -50,36 +51,6 @@ export async function generateKeyPair(alg: KeygenAlg, commonName = 'berth token 
 }
 
 /**
- * mkdir -p, one level at a time. Node's own recursive mkdir loops forever on some paths
- * (`/proc/nope`: ENOENT for a directory whose parent exists), and its errors name no culprit.
- */
-function makeDir(dir: string): void {
-  const missing: string[] = [];
-  for (let d = resolve(dir); ; ) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(d).isDirectory();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // ENOTDIR: some ancestor is a file; going up finds it and names it.
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(d) === d) throw new KeygenError(`cannot use ${d}: ${code ?? (e as Error).message}`);
-      missing.push(d);
-      d = dirname(d);
-      continue;
-    }
-    if (!isDir) throw new KeygenError(`${d} exists and is not a directory`);
-    break;
-  }
-  for (const d of missing.reverse()) {
-    try {
-      mkdirSync(d, { mode: 0o700 });
-    } catch (e) {
-      throw new KeygenError(`cannot create ${d}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-  }
-}
-
-/**
  * Writes key.pem (mode 0600) and cert.pem into dir; returns their paths. Without force it refuses
  * to replace either: a registry configured with the old certificate would refuse every token
  * signed by the new key.
@@ -87,7 +58,11 @@ function makeDir(dir: string): void {
 export async function writeKeyPair(dir: string, alg: KeygenAlg, opts: { force?: boolean } = {}): Promise<{ keyPath: string; certPath: string }> {
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');
-  makeDir(dir);
+  try {
+    makeDir(dir, 0o700);
+  } catch (e) {
+    throw new KeygenError((e as Error).message);
+  }
   if (!opts.force) {
     const there = [keyPath, certPath].filter((p) => existsSync(p));
     if (there.length) throw new KeygenError(`${there.join(' and ')} already exist${there.length === 1 ? 's' : ''}; a registry that trusts the old certificate would refuse every token signed with a new key. Use --force to replace ${there.length === 1 ? 'it' : 'them'} (then give the registry the new cert.pem)`);

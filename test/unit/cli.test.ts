@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { hash, verify } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -450,6 +451,41 @@ describe('berth serve: ordinary failures are one line', { timeout: 90_000 }, () 
     }
   });
 
+  it("the demo provider's port in use: exit 1, one line, and the half-started server does not keep the process alive", async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const idpPort = (blocker.address() as AddressInfo).port;
+    try {
+      const file = join(dir, 'demo-busy.yml');
+      const demo = readFileSync(join(ROOT, 'config/demo.yaml'), 'utf8')
+        .replaceAll('127.0.0.1:5001', '127.0.0.1:0')
+        .replaceAll('http://127.0.0.1:5556', `http://127.0.0.1:${idpPort}`)
+        .replace('generatedKeyDir: ../.berth/keys', 'generatedKeyDir: demo-busy-keys');
+      writeFileSync(file, demo);
+      const r = await berth(['serve', '--demo', '--config', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`berth: cannot listen on 127.0.0.1:${idpPort}: the address is already in use (another berth, or another program?)\n`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('robot: a server that is not there, or not Berth, is one line and exit 1', async () => {
+    const notBerth = createHttpServer((_req, res) => res.writeHead(502, { 'content-type': 'text/html' }).end('<html>bad gateway</html>'));
+    await new Promise<void>((r) => notBerth.listen(0, '127.0.0.1', r));
+    const port = (notBerth.address() as AddressInfo).port;
+    try {
+      const html = await berth(['robot', 'list', '--server', `http://127.0.0.1:${port}`, '--token', 'x']);
+      expect(html.code).toBe(1);
+      expect(html.stderr).toMatch(/^berth: http:\/\/127\.0\.0\.1:\d+\/api\/v1\/robots answered 502 with something that is not JSON; is --server Berth's URL\?\n$/);
+    } finally {
+      await new Promise((r) => notBerth.close(r));
+    }
+    const gone = await berth(['robot', 'list', '--server', `http://127.0.0.1:${port}`, '--token', 'x']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^berth: cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\n$/);
+  });
+
   it('a port out of range is a configuration error before anything starts', async () => {
     const file = join(dir, 'range.yml');
     writeFileSync(file, `server: {addr: "127.0.0.1:99999"}\nacl: []\n`);
@@ -492,6 +528,7 @@ describe('berth oci-image', { timeout: 90_000 }, () => {
       [['oci-image', '--out', join(dir, 'i2'), join(dir, 'missing.txt')], 1, /cannot read .*missing\.txt: ENOENT/],
       [['oci-image', '--out', notLayout], 1, /non-empty directory and not an OCI layout/],
       [['oci-image', '--out', join(notLayout, 'precious')], 1, /exists and is not a directory/],
+      [['oci-image', '--out', '/proc/nope/img'], 1, /cannot create \/proc\/nope: ENOENT/],
     ];
     for (const [args, code, message] of cases) {
       const r = await berth(args);
