@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT } from '../helpers/build.js';
 import { freePort } from '../helpers/redis.js';
@@ -113,6 +114,38 @@ describe("the README's walk-through: npm start to a pushed image with only Node.
       expect(push.code, repo).not.toBe(0);
       expect(push.stderr, repo).toMatch(/denied|unauthorized|authentication required/i);
     }
+  });
+
+  it("the README's own commands, run as written (ports and /tmp paths swapped for the test's)", async () => {
+    if (!registry) throw new Error('no registry');
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const walk = readme.slice(readme.indexOf('From `npm start` to a pushed image'));
+    const block = /```sh\n([\s\S]*?)\n```/.exec(walk)![1]!;
+
+    // The registry configuration it writes trusts what config/demo.yaml makes Berth sign with.
+    const registryYaml = /<<EOF\n([\s\S]*?)\nEOF/.exec(block)![1]!.replaceAll('$PWD', ROOT.replace(/\/$/, ''));
+    const token = (yaml.load(registryYaml) as { auth: { token: Record<string, string> } }).auth.token;
+    const demo = yaml.load(readFileSync(join(ROOT, 'config/demo.yaml'), 'utf8')) as { server: { addr: string }; token: { issuer: string; services: string[]; generatedKeyDir: string } };
+    expect(token.realm).toBe(`http://${demo.server.addr}/auth`);
+    expect(token.issuer).toBe(demo.token.issuer);
+    expect(demo.token.services).toContain(token.service);
+    expect(token.rootcertbundle).toBe(join(ROOT, 'config', demo.token.generatedKeyDir, 'cert.pem'));
+    expect(block).toMatch(/^PAT='berth_pat_/m);
+
+    const commands = block.split('\n').filter((l) => /^(node dist\/cli\/main\.js|skopeo) /.test(l));
+    expect(commands.length).toBeGreaterThanOrEqual(4);
+    const home = join(work, 'readme-home');
+    for (const d of ['', 'run', 'config']) mkdirSync(join(home, d), { recursive: true });
+    for (const line of commands) {
+      const command = line.replaceAll('127.0.0.1:5000', registry.host).replaceAll('/tmp/img', join(work, 'readme-img')).replaceAll('/tmp/pulled', join(work, 'readme-pulled'));
+      const r = spawnSync('bash', ['-c', command], { cwd: ROOT, encoding: 'utf8', timeout: 90_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PAT: bobPat, HOME: home, XDG_RUNTIME_DIR: join(home, 'run'), XDG_CONFIG_HOME: join(home, 'config') } });
+      if (/# refused/.test(line)) {
+        expect(r.status, line).not.toBe(0);
+        expect(r.stderr, line).toMatch(/denied|unauthorized|authentication required/i);
+      }
+      else expect(r.status, `${line}\n${r.stderr}`).toBe(0);
+    }
+    expect(layoutTag(join(work, 'readme-pulled'), '1')).toBe(layoutTag(join(work, 'readme-img'), '1'));
   });
 
   it("the demo's static admin manages robot accounts; bob may not", async () => {
