@@ -24,5 +24,9 @@ export function systemErrorText(e: unknown): string | null {
     const why = err.code === 'EADDRINUSE' ? 'the address is already in use (another berth, or another program?)' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : err.code === 'EADDRNOTAVAIL' ? 'this machine has no such address' : err.code;
     return `cannot listen on ${where}: ${why}`;
   }
+  if (err.syscall === 'getaddrinfo') {
+    const host = (err as { hostname?: string }).hostname ?? 'the configured host';
+    return `cannot resolve ${host}: ${err.code === 'ENOTFOUND' ? 'no such host' : err.code}`;
+  }
   return err.message;
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import type { z } from 'zod';
@@ -201,7 +202,15 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
     else {
       const cert = readRelative(baseDir, server.certificate, 'server.certificate', problems);
       const key = readRelative(baseDir, server.key, 'server.key', problems);
-      if (cert !== undefined && key !== undefined) tls = { cert, key };
+      if (cert !== undefined && key !== undefined) {
+        // Caught here, with the YAML path, rather than as an OpenSSL stack trace at listen().
+        try {
+          createSecureContext({ cert, key });
+          tls = { cert, key };
+        } catch (e) {
+          problems.push(`server.certificate, server.key: not a usable certificate and private key pair (${(e as Error).message})`);
+        }
+      }
     }
   }
   const ids = new Set<string>();

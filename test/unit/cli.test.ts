@@ -486,6 +486,30 @@ describe('berth serve: ordinary failures are one line', { timeout: 90_000 }, () 
     expect(gone.stderr).toMatch(/^berth: cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\n$/);
   });
 
+  it('an address that does not resolve, or one this machine does not have: one line, exit 1', async () => {
+    for (const [addr, message] of [
+      ['nosuchhost.invalid:5001', 'berth: cannot resolve nosuchhost.invalid: no such host\n'],
+      ['192.0.2.1:5001', 'berth: cannot listen on 192.0.2.1:5001: this machine has no such address\n'],
+    ] as const) {
+      const file = join(dir, 'addr.yml');
+      writeFileSync(file, `server: {addr: "${addr}"}\ntoken: {generatedKeyDir: addr-keys}\nacl: []\n`);
+      const r = await berth(['serve', '--config', file]);
+      expect(r.code, addr).toBe(1);
+      expect(r.stderr, addr).toBe(message);
+    }
+  });
+
+  it('a TLS certificate or key that is not one is a configuration error with its path, not an OpenSSL stack', async () => {
+    const file = join(dir, 'tls.yml');
+    writeFileSync(join(dir, 'not.pem'), 'not a pem\n');
+    writeFileSync(file, `server: {addr: "127.0.0.1:0", certificate: not.pem, key: not.pem}\nacl: []\n`);
+    for (const cmd of [['check-config', file], ['serve', '--config', file]]) {
+      const r = await berth(cmd);
+      expect(r.code, cmd[0]).toBe(1);
+      expect(r.stderr, cmd[0]).toMatch(/^configuration error: server\.certificate, server\.key: not a usable certificate and private key pair \(.*PEM.*\)\n$/);
+    }
+  });
+
   it('a port out of range is a configuration error before anything starts', async () => {
     const file = join(dir, 'range.yml');
     writeFileSync(file, `server: {addr: "127.0.0.1:99999"}\nacl: []\n`);
