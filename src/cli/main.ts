@@ -110,8 +110,13 @@ async function main(argv: string[]): Promise<number> {
     case '--version':
       process.stdout.write(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version + '\n');
       return 0;
-    case undefined:
     case 'help':
+      if (rest[0] && Object.hasOwn(USAGES, rest[0])) {
+        process.stdout.write(USAGES[rest[0] as Command] + '\n');
+        return 0;
+      }
+    // falls through
+    case undefined:
     case '--help':
     case '-h':
       process.stdout.write(USAGE + '\n');
@@ -126,12 +131,12 @@ main(argv).then(
   (code) => {
     if (code !== -1) process.exitCode = code;
   },
-  async (e: unknown) => {
-    const { KeygenError } = await import('../tokens/keygen.js').catch(() => ({ KeygenError: CliError }));
+  (e: unknown) => {
     const cmd = argv[0] && Object.hasOwn(USAGES, argv[0]) ? argv[0] : null;
     if (e instanceof ConfigError) process.stderr.write(`configuration error: ${e.message}\n`);
     else if (e instanceof UsageError) process.stderr.write(`${e.message}\n${cmd && !e.message.startsWith('usage:') ? `(berth ${cmd} --help shows the usage)\n` : ''}`);
-    else if (e instanceof ScopeError || e instanceof CliError || e instanceof KeygenError) process.stderr.write(`berth: ${e.message}\n`);
+    // KeygenError by name: importing it would load the x509 library on every failure.
+    else if (e instanceof ScopeError || e instanceof CliError || (e instanceof Error && e.name === 'KeygenError')) process.stderr.write(`berth: ${e.message}\n`);
     else {
       // Ordinary failures (a port in use, a file that cannot be written) get one line; only a
       // bug gets a stack trace.

@@ -8,7 +8,9 @@ import * as x509 from '@peculiar/x509';
 export type KeygenAlg = 'ES256' | 'RS256' | 'EdDSA';
 
 /** A refusal or a path that cannot hold keys: a one-line message for the person, not a bug. */
-export class KeygenError extends Error {}
+export class KeygenError extends Error {
+  override name = 'KeygenError';
+}
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 

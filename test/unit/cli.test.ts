@@ -350,6 +350,12 @@ describe('--help on every subcommand', { timeout: 120_000 }, () => {
     }
   }
 
+  it('berth help CMD prints that command\'s usage', async () => {
+    const r = await berth(['help', 'keygen']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: berth keygen --out DIR/);
+  });
+
   it('a mistake still says where the usage is', async () => {
     const r = await berth(['serve', '--colour']);
     expect(r.code).toBe(2);
