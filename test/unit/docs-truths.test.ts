@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { loadSettings } from '../../src/credential-helper/settings.js';
 import { DEMO_USERS } from '../../src/demo/run-demo.js';
 import { ROOT } from '../helpers/build.js';
 
@@ -23,6 +25,21 @@ describe('documentation', () => {
 
   it('the credential-helper docs do have JSON examples (the check above is not vacuous)', () => {
     expect(readFileSync(join(ROOT, 'docs/credential-helper.md'), 'utf8')).toMatch(/```json\n/);
+  });
+
+  it("the helper.json example in docs/credential-helper.md is one the helper accepts", () => {
+    const text = readFileSync(join(ROOT, 'docs/credential-helper.md'), 'utf8');
+    const example = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('"registries"'));
+    expect(example).toBeDefined();
+    const home = mkdtempSync(join(tmpdir(), 'berth-docs-helper-'));
+    try {
+      mkdirSync(join(home, 'berth'));
+      writeFileSync(join(home, 'berth', 'helper.json'), example!);
+      const settings = loadSettings({ XDG_CONFIG_HOME: home, HOME: home });
+      expect(settings.registries.size).toBeGreaterThan(0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('.env is ignored by git (the README tells people to keep secrets there)', () => {
