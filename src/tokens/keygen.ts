@@ -1,5 +1,5 @@
 import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
-import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDir } from '../util/make-dir.js';
 import { webcrypto, randomBytes } from 'node:crypto';
@@ -78,6 +78,7 @@ export async function writeKeyPair(dir: string, alg: KeygenAlg, opts: { force?: 
     renameSync(tmp, keyPath);
     writeFileSync(certPath, certPem, { mode: 0o644 });
   } catch (e) {
+    rmSync(tmp, { force: true }); // no stray copy of a private key
     throw new KeygenError(`cannot write keys into ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return { keyPath, certPath };

@@ -110,6 +110,8 @@ describe('berth keygen', { timeout: 90_000 }, () => {
       // Node's recursive mkdir spins at 100 % CPU forever on this one.
       ['/proc/nope', /cannot create \/proc\/nope: ENOENT/],
       ['/proc/nope/deeper', /cannot create \/proc\/nope: ENOENT/],
+      // A directory nobody may write in, even root.
+      ['/sys/kernel', /cannot write keys into \/sys\/kernel: EACCES/],
     ];
     for (const [out, message] of cases) {
       const started = Date.now();
