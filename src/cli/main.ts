@@ -1,27 +1,13 @@
 #!/usr/bin/env node
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import type { KeygenAlg } from '../tokens/keygen.js';
 import { ScopeError } from '../policy/scope.js';
-import { parse, UsageError } from './args.js';
+import { CliError, parse, systemErrorText, UsageError } from './args.js';
 import { explain } from './acl-explain.js';
-import { ROBOT_USAGE } from './robot.js';
-
-const USAGE = `usage: berth <command>
-  serve [--config FILE] [--demo] [--watch-config]
-                                        run the server (config also from BERTH_CONFIG); SIGHUP or,
-                                        with --watch-config, saving the file reloads it
-  keygen --out DIR [--alg ES256|RS256|EdDSA]
-                                        write key.pem + cert.pem for token signing
-  hash-password [--cost N]              bcrypt a password read from stdin (htpasswd -nB replacement)
-  check-config FILE                     validate a config file; exit 1 with every problem
-  acl explain --config FILE --account A [--label k=v]... [--service S] [--ip IP] SCOPE...
-                                        show which ACL rule decides each scope
-  robot list|create|rotate|disable|enable|delete|secret ...
-                                        manage robot accounts through a running server (admins)
-  pull-secret --robot NAME --registry HOST [--namespace NS] ...
-                                        rotate a robot and print a Kubernetes image pull Secret`;
+import { USAGE, USAGES, wantsHelp, type Command } from './usage.js';
 
 // Heavy modules are imported by the commands that need them, so that e.g. hash-password in a loop
 // does not pay for the x509 and schema libraries on every start.
@@ -35,6 +21,12 @@ async function readStdin(): Promise<string> {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // Before any parsing or side effect: `check-config --help` must not read a file named --help,
+  // `robot secret --help` must not mint a secret, `hash-password -h` must not wait for stdin.
+  if (cmd !== undefined && Object.hasOwn(USAGES, cmd) && wantsHelp(rest)) {
+    process.stdout.write(USAGES[cmd as Command] + '\n');
+    return 0;
+  }
   switch (cmd) {
     case 'serve': {
       const { values } = parse(rest, { config: { type: 'string', short: 'c' }, demo: { type: 'boolean' }, 'watch-config': { type: 'boolean' } });
@@ -44,22 +36,20 @@ async function main(argv: string[]): Promise<number> {
       return serve({ configPath: values.config ?? process.env.BERTH_CONFIG, demo: values.demo ?? false, watch: values['watch-config'] ?? false });
     }
     case 'keygen': {
-      const { values } = parse(rest, { out: { type: 'string' }, alg: { type: 'string' } });
+      const { values, positionals } = parse(rest, { out: { type: 'string' }, alg: { type: 'string' }, force: { type: 'boolean' } });
       if (!values.out) throw new UsageError('keygen needs --out DIR');
+      if (positionals.length) throw new UsageError(`keygen takes no arguments besides its options, got ${positionals[0]}`);
       const alg = (values.alg ?? 'ES256') as KeygenAlg;
       if (!['ES256', 'RS256', 'EdDSA'].includes(alg)) throw new UsageError('--alg must be ES256, RS256 or EdDSA');
-      // A key.pem that already exists keeps its mode when overwritten: tighten it before the new
-      // private key is written into it, not after.
-      const existing = join(resolve(values.out), 'key.pem');
-      if (existsSync(existing)) chmodSync(existing, 0o600);
       const { writeKeyPair } = await import('../tokens/keygen.js');
-      const { keyPath, certPath } = await writeKeyPair(resolve(values.out), alg);
+      const { keyPath, certPath } = await writeKeyPair(resolve(values.out), alg, { force: values.force ?? false });
       process.stdout.write(`wrote ${keyPath} (private, mode 600)\nwrote ${certPath} (give it to the registry as auth.token.rootcertbundle)\n`);
       if (alg === 'EdDSA') process.stderr.write('note: registry 2.x cannot verify EdDSA tokens; use ES256 or RS256 for it\n');
       return 0;
     }
     case 'hash-password': {
-      const { values } = parse(rest, { cost: { type: 'string' } });
+      const { values, positionals } = parse(rest, { cost: { type: 'string' } });
+      if (positionals.length) throw new UsageError('hash-password reads the password from stdin, not from the command line');
       const cost = Number(values.cost ?? 10);
       if (!Number.isInteger(cost) || cost < 4 || cost > 15) throw new UsageError('--cost must be 4..15');
       if (process.stdin.isTTY) process.stderr.write('password (input is visible; end with Enter, then Ctrl-D): ');
@@ -70,7 +60,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'check-config': {
-      const file = rest[0] ?? process.env.BERTH_CONFIG;
+      const { positionals } = parse(rest, {});
+      if (positionals.length > 1) throw new UsageError('check-config takes one FILE');
+      const file = positionals[0] ?? process.env.BERTH_CONFIG;
       if (!file) throw new UsageError('check-config needs a FILE');
       const config = await (await loadConfig())(file);
       const { configWarnings } = await import('../config/warnings.js');
@@ -79,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'acl': {
-      if (rest[0] !== 'explain') throw new UsageError('usage: berth acl explain --config FILE --account A SCOPE...');
+      if (rest[0] !== 'explain') throw new UsageError(USAGES.acl);
       const { values, positionals } = parse(rest.slice(1), {
         config: { type: 'string', short: 'c' },
         account: { type: 'string' },
@@ -97,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
         if (eq <= 0) throw new UsageError(`--label wants key=value, got ${l}`);
         (labels[l.slice(0, eq)] ??= []).push(...l.slice(eq + 1).split(',').filter(Boolean));
       }
+      if (values.ip !== undefined && isIP(values.ip) === 0) throw new UsageError(`--ip ${JSON.stringify(values.ip)} is not an IP address`);
       const config = await (await loadConfig())(file);
       const user = config.users.get(values.account);
       for (const [k, v] of Object.entries(user?.labels ?? {})) (labels[k] ??= []).push(...v);
@@ -104,16 +97,30 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'robot':
-      if (rest.length === 0) throw new UsageError(ROBOT_USAGE);
+      if (rest.length === 0) throw new UsageError(USAGES.robot);
       return (await import('./robot.js')).robotCommand(rest, (t) => process.stdout.write(t));
     case 'pull-secret':
       return (await import('./pull-secret.js')).pullSecretCommand(rest, (t) => process.stdout.write(t));
+    case 'oci-image': {
+      const { values, positionals } = parse(rest, { out: { type: 'string', short: 'o' }, tag: { type: 'string', short: 't' } });
+      if (!values.out) throw new UsageError('oci-image needs --out DIR');
+      const { readImageFiles, writeOciImage } = await import('./oci-image.js');
+      const tag = values.tag ?? 'latest';
+      const { manifestDigest } = writeOciImage(resolve(values.out), tag, readImageFiles(positionals));
+      process.stdout.write(`wrote oci:${values.out}:${tag} (${manifestDigest})\npush it: skopeo copy oci:${values.out}:${tag} docker://REGISTRY/REPOSITORY:${tag}\n`);
+      return 0;
+    }
     case 'version':
     case '--version':
       process.stdout.write(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version + '\n');
       return 0;
-    case undefined:
     case 'help':
+      if (rest[0] && Object.hasOwn(USAGES, rest[0])) {
+        process.stdout.write(USAGES[rest[0] as Command] + '\n');
+        return 0;
+      }
+    // falls through
+    case undefined:
     case '--help':
     case '-h':
       process.stdout.write(USAGE + '\n');
@@ -123,14 +130,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     if (code !== -1) process.exitCode = code;
   },
   (e: unknown) => {
+    const cmd = argv[0] && Object.hasOwn(USAGES, argv[0]) ? argv[0] : null;
     if (e instanceof ConfigError) process.stderr.write(`configuration error: ${e.message}\n`);
-    else if (e instanceof UsageError || e instanceof ScopeError) process.stderr.write(`${e.message}\n`);
-    else process.stderr.write(`berth: ${(e as Error).stack ?? e}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
+    else if (e instanceof UsageError) process.stderr.write(`${e.message}\n${cmd && !e.message.startsWith('usage:') ? `(berth ${cmd} --help shows the usage)\n` : ''}`);
+    // KeygenError by name: importing it would load the x509 library on every failure.
+    else if (e instanceof ScopeError || e instanceof CliError || (e instanceof Error && e.name === 'KeygenError')) process.stderr.write(`berth: ${e.message}\n`);
+    else {
+      // Ordinary failures (a port in use, a file that cannot be written) get one line; only a
+      // bug gets a stack trace.
+      const text = systemErrorText(e);
+      process.stderr.write(`berth: ${text ?? (e as Error).stack ?? e}\n`);
+    }
+    // exit() rather than exitCode: a half-started server (Berth listening, the demo provider's
+    // port taken) would otherwise keep the process alive. stderr is synchronous for files and pipes.
+    process.exit(e instanceof UsageError ? 2 : 1);
   },
 );

@@ -2,13 +2,8 @@ import { mintSecret } from '../tokens/secret-format.js';
 import { ROBOT_PREFIX } from '../robots/robots.js';
 import { sha256Hex } from '../util/secret.js';
 import { shellQuote } from '../util/shell-quote.js';
-import { parse, UsageError } from './args.js';
-
-export const ROBOT_USAGE = `usage: berth robot <command> [--server URL] [--token PAT]   (or BERTH_URL, BERTH_TOKEN)
-  list
-  create NAME --repo PATTERN... --action pull|push|delete... [--description TEXT] [--expires-in-days N]
-  rotate NAME | disable NAME | enable NAME | delete NAME
-  secret                                 print a new secret and its sha256, for robots declared in config`;
+import { CliError, parse, UsageError } from './args.js';
+import { USAGES } from './usage.js';
 
 /** A caller of a running Berth's /api/v1/robots with an admin's PAT; API errors become UsageErrors with the server's message. */
 export function robotApi(server: string, token: string) {
@@ -21,7 +16,8 @@ export function robotApi(server: string, token: string) {
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
     } catch (e) {
-      throw new UsageError(`cannot reach ${server}: ${(e as Error).message}`);
+      const cause = (e as Error & { cause?: Error }).cause?.message;
+      throw new CliError(`cannot reach ${server}: ${cause ?? (e as Error).message}`);
     }
     const text = await res.text();
     let json: Record<string, unknown> = {};
@@ -29,10 +25,12 @@ export function robotApi(server: string, token: string) {
       if (text) json = JSON.parse(text) as Record<string, unknown>;
     } catch {
       // A proxy's HTML error page, say: the status line is all there is to report.
-      if (res.ok) throw new UsageError(`${server} answered ${res.status} with something other than JSON: is this Berth?`);
+      // Not Berth (a proxy's error page, a wrong URL): say so instead of a JSON stack trace.
+      throw new CliError(`${server}/api/v1/robots answered ${res.status} with something that is not JSON; is --server Berth's URL?`);
     }
     if (!res.ok) {
       const msg = (json.errors as { message: string }[] | undefined)?.[0]?.message ?? res.statusText;
+      // Exit 2 like a usage error: test/e2e/robots.test.ts relies on it for a refused request.
       throw new UsageError(`${res.status}: ${msg}`);
     }
     return json;
@@ -43,6 +41,7 @@ export function robotApi(server: string, token: string) {
 export async function robotCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'secret') {
+    if (rest.length) throw new UsageError(`robot secret takes no arguments, got ${rest[0]}`);
     const secret = mintSecret(ROBOT_PREFIX);
     out(`secret:       ${secret}\nsecretSHA256: ${sha256Hex(secret)}\n(put the hash in the robot's config entry; hand the secret to the automation; it is not stored anywhere)\n`);
     return 0;
@@ -57,7 +56,7 @@ export async function robotCommand(argv: string[], out: (s: string) => void): Pr
   });
   const server = (values.server ?? process.env.BERTH_URL ?? '').replace(/\/$/, '');
   const token = values.token ?? process.env.BERTH_TOKEN ?? '';
-  if (!sub || !['list', 'create', 'rotate', 'disable', 'enable', 'delete'].includes(sub)) throw new UsageError(ROBOT_USAGE);
+  if (!sub || !['list', 'create', 'rotate', 'disable', 'enable', 'delete'].includes(sub)) throw new UsageError(USAGES.robot);
   if (!server) throw new UsageError('which Berth? --server URL or BERTH_URL');
   if (!token) throw new UsageError('an administrator\'s personal access token is needed: --token or BERTH_TOKEN');
   const name = positionals[0];

@@ -19,7 +19,7 @@ export async function serve(opts: { configPath: string | undefined; demo: boolea
   const running = await startServer(config);
   const devProvider = config.raw.demo ? await startDemoProvider(config, running.publicURL) : null;
   if (devProvider) {
-    process.stdout.write(`demo OpenID provider on ${devProvider.issuer} (accounts: alice/alice in group platform, bob/bob in group team-a)\n`);
+    process.stdout.write(`demo OpenID provider on ${devProvider.issuer} (accounts: alice/alice in group platform, bob/bob in group team-a; static user admin/demo administers robot accounts)\n`);
   }
   if (running.certificatePath) process.stdout.write(`registry rootcertbundle: ${running.certificatePath}\n`);
   process.stdout.write(`berth listening on ${running.url} (token endpoint ${running.url}${config.token.path})\n`);

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import type { z } from 'zod';
@@ -44,11 +46,42 @@ export interface Config {
 
 const BCRYPT = /^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$/;
 
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
 export function parseAddr(addr: string): { host: string | undefined; port: number } {
   const m = /^(.*):(\d+)$/.exec(addr);
   if (!m) throw new Error(`not an address: ${addr} (expected host:port or :port)`);
-  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
-  return { host: host || undefined, port: Number(m[2]) };
+  const port = Number(m[2]);
+  // Checked here rather than at listen(): check-config must catch it, and listen() throws a stack.
+  if (port > 65535) throw new Error(`port ${m[2]} is out of range (0..65535)`);
+  const bracketed = /^\[(.*)\]$/.exec(m[1]!);
+  const host = bracketed ? bracketed[1]! : m[1]!;
+  // An IP literal, or a name to resolve; digits and dots only must be a whole IPv4 address.
+  const valid = host === '' || (bracketed ? isIP(host) === 6 : isIP(host) !== 0 || (HOSTNAME.test(host) && !/^[\d.]+$/.test(host)));
+  if (!valid) throw new Error(`not an address: ${addr} (host must be an IP address, [IPv6] or a host name)`);
+  return { host: host || undefined, port };
+}
+
+// Actions Berth grants: the registry's repository actions, and "*" (also what registry:catalog needs).
+const ACTIONS = new Set(['pull', 'push', 'delete', '*']);
+const ACL_PLACEHOLDER = /^\$\{(account|name|type|service|labels:[^}]+)\}$/;
+
+/** `${…}` in an ACL pattern that the ACL does not fill in: it would only ever match its own text. */
+function unknownPlaceholders(rule: RawConfig['acl'][number], i: number, isUnresolved: (where: string) => boolean): string[] {
+  const fields: [string, string][] = [];
+  for (const f of ['account', 'type', 'name', 'service'] as const) if (rule.match[f] !== undefined) fields.push([`acl[${i}].match.${f}`, rule.match[f]]);
+  for (const [label, spec] of Object.entries(rule.match.labels ?? {})) {
+    const list = Array.isArray(spec) ? spec : [spec];
+    list.forEach((p, j) => fields.push([`${formatPath(['acl', i, 'match', 'labels', label])}${Array.isArray(spec) ? `[${j}]` : ''}`, p]));
+  }
+  const out: string[] = [];
+  for (const [where, pattern] of fields) {
+    if (isUnresolved(where)) continue;
+    for (const m of pattern.matchAll(/\$\{[^}]*\}?/g)) {
+      if (!ACL_PLACEHOLDER.test(m[0])) out.push(`${where}: unknown placeholder ${m[0]} (the ACL knows \${account}, \${name}, \${type}, \${service} and \${labels:KEY})`);
+    }
+  }
+  return out;
 }
 
 function readRelative(baseDir: string, path: string, where: string, problems: string[]): string | undefined {
@@ -117,7 +150,8 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   if (aclSection) {
     const before = problems.length;
     aclSection.forEach((rule, i) => {
-      for (const a of rule.actions) if (!/^(\*|[a-z][a-z-]*)$/.test(a)) problems.push(`acl[${i}].actions: invalid action ${JSON.stringify(a)}`);
+      for (const a of rule.actions) if (!ACTIONS.has(a)) problems.push(`acl[${i}].actions: invalid action ${JSON.stringify(a)}`);
+      problems.push(...unknownPlaceholders(rule, i, isUnresolved));
       try {
         compileRule(rule, i);
       } catch (e) {
@@ -170,7 +204,15 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
     else {
       const cert = readRelative(baseDir, server.certificate, 'server.certificate', problems);
       const key = readRelative(baseDir, server.key, 'server.key', problems);
-      if (cert !== undefined && key !== undefined) tls = { cert, key };
+      if (cert !== undefined && key !== undefined) {
+        // Caught here, with the YAML path, rather than as an OpenSSL stack trace at listen().
+        try {
+          createSecureContext({ cert, key });
+          tls = { cert, key };
+        } catch (e) {
+          problems.push(`server.certificate, server.key: not a usable certificate and private key pair (${(e as Error).message})`);
+        }
+      }
     }
   }
   for (const [i, spec] of (server?.trustedProxies ?? []).entries()) {

@@ -1,10 +1,16 @@
 import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDir } from '../util/make-dir.js';
 import { webcrypto, randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 export type KeygenAlg = 'ES256' | 'RS256' | 'EdDSA';
+
+/** A refusal or a path that cannot hold keys: a one-line message for the person, not a bug. */
+export class KeygenError extends Error {
+  override name = 'KeygenError';
+}
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -46,18 +52,35 @@ export async function generateKeyPair(alg: KeygenAlg, commonName = 'berth token 
   return { keyPem: pem('PRIVATE KEY', pkcs8), certPem: cert.toString('pem') + '\n' };
 }
 
-/** Writes key.pem (mode 0600) and cert.pem into dir; returns their paths. */
-export async function writeKeyPair(dir: string, alg: KeygenAlg): Promise<{ keyPath: string; certPath: string }> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const { keyPem, certPem } = await generateKeyPair(alg);
+/**
+ * Writes key.pem (mode 0600) and cert.pem into dir; returns their paths. Without force it refuses
+ * to replace either: a registry configured with the old certificate would refuse every token
+ * signed by the new key.
+ */
+export async function writeKeyPair(dir: string, alg: KeygenAlg, opts: { force?: boolean } = {}): Promise<{ keyPath: string; certPath: string }> {
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');
+  try {
+    makeDir(dir, 0o700);
+  } catch (e) {
+    throw new KeygenError((e as Error).message);
+  }
+  if (!opts.force) {
+    const there = [keyPath, certPath].filter((p) => existsSync(p));
+    if (there.length) throw new KeygenError(`${there.join(' and ')} already exist${there.length === 1 ? 's' : ''}; a registry that trusts the old certificate would refuse every token signed with a new key. Use --force to replace ${there.length === 1 ? 'it' : 'them'} (then give the registry the new cert.pem)`);
+  }
+  const { keyPem, certPem } = await generateKeyPair(alg);
   // A mode given to writeFileSync applies only when it creates the file: write a fresh 0600 file
   // and move it over, so an old world-readable key.pem never holds the new key.
   const tmp = `${keyPath}.${process.pid}.tmp`;
-  writeFileSync(tmp, keyPem, { mode: 0o600, flag: 'wx' });
-  renameSync(tmp, keyPath);
-  writeFileSync(certPath, certPem, { mode: 0o644 });
+  try {
+    writeFileSync(tmp, keyPem, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, keyPath);
+    writeFileSync(certPath, certPem, { mode: 0o644 });
+  } catch (e) {
+    rmSync(tmp, { force: true }); // no stray copy of a private key
+    throw new KeygenError(`cannot write keys into ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   return { keyPath, certPath };
 }
 
@@ -67,7 +90,8 @@ export async function ensureKeyPair(dir: string, alg: KeygenAlg): Promise<{ keyP
   const certPath = join(dir, 'cert.pem');
   let created = false;
   if (!existsSync(keyPath) || !existsSync(certPath)) {
-    await writeKeyPair(dir, alg);
+    // One of the two is missing, so the pair is unusable anyway: make a new one.
+    await writeKeyPair(dir, alg, { force: true });
     created = true;
   }
   return { keyPath, certPath, keyPem: readFileSync(keyPath, 'utf8'), certPem: readFileSync(certPath, 'utf8'), created };
