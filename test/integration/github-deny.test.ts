@@ -27,7 +27,7 @@ beforeAll(async () => {
 token: { issuer: deny, services: [registry], generatedKeyDir: keys, reuseWindow: 0 }
 continuousAccess: { ttl: 1s, grace: 2s }
 connectors:
-  - { type: github, id: github, clientID: ${gh.clientID}, clientSecret: ${gh.clientSecret}, baseURL: "${gh.baseURL}", apiURL: "${gh.apiURL}" }
+  - { type: github, id: github, clientID: ${gh.clientID}, clientSecret: ${gh.clientSecret}, baseURL: "${gh.baseURL}", apiURL: "${gh.apiURL}", allowedOrgs: [acme] }
 acl:
   - { match: { labels: { groups: acme/contractors }, name: "secret/**" }, actions: [], comment: contractors never see secret images }
   - { match: { labels: { groups: acme } }, actions: [pull] }
