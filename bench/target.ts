@@ -57,7 +57,7 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
   const [{ hash }, { default: yaml }, { loadConfigText }, { startServer }, { accountKey }] = await Promise.all([
     import('@node-rs/bcrypt'),
     import('js-yaml'),
-    import('../src/config/load.js'),
+    import('../src/app/load-config.js'),
     import('../src/server.js'),
     import('../src/identity/accounts.js'),
   ]);

@@ -1,4 +1,4 @@
-import type { Config } from '../config/load.js';
+import type { Config } from '../app/load-config.js';
 import { parseClientIp } from '../policy/acl.js';
 import { formatScope, parseScopes } from '../policy/scope.js';
 

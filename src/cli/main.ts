@@ -11,7 +11,7 @@ import { USAGE, USAGES, wantsHelp, type Command } from './usage.js';
 
 // Heavy modules are imported by the commands that need them, so that e.g. hash-password in a loop
 // does not pay for the x509 and schema libraries on every start.
-const loadConfig = async () => (await import('../config/load.js')).loadConfigFile;
+const loadConfig = async () => (await import('../app/load-config.js')).loadConfigFile;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
       const file = positionals[0] ?? process.env.BERTH_CONFIG;
       if (!file) throw new UsageError('check-config needs a FILE');
       const config = await (await loadConfig())(file);
-      const { configWarnings } = await import('../config/warnings.js');
+      const { configWarnings } = await import('../app/config-warnings.js');
       for (const w of configWarnings(config)) process.stderr.write(`${file}: warning: ${w}\n`);
       process.stdout.write(`${file}: ok\n`);
       return 0;

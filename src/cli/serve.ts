@@ -1,7 +1,7 @@
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile } from '../app/load-config.js';
 import { startServer } from '../server.js';
 import { startDemoProvider } from '../demo/run-demo.js';
 import { UsageError } from './args.js';

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { connectorSchema } from '../connectors/schema.js';
-import { federationPolicySchema } from '../federation/schema.js';
-import { restrictionPatternProblem } from '../policy/pattern.js';
+import { connectorSchema } from './connectors.js';
+import { federationPolicySchema } from './federation.js';
 
 // Strict objects everywhere: docker_auth silently ignores unknown keys, which turns a typo in an ACL
 // match into "grant everything". Berth refuses to start instead.
@@ -140,15 +139,8 @@ export const adminSchema = z.strictObject({
 export const robotSchema = z.strictObject({
   name: z.string().regex(/^(robot:)?[a-z0-9][a-z0-9._-]{0,62}$/, 'robot:NAME with lowercase letters, digits, ".", "_", "-"'),
   description: z.string().default(''),
-  /** Globs only, as for robots made through the API (a `/regex/` is refused: see restrictionPatternProblem). */
-  repositories: z
-    .array(
-      z.string().superRefine((p, ctx) => {
-        const problem = restrictionPatternProblem(p);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      }),
-    )
-    .min(1),
+  /** Globs only, as for robots made through the API (a `/regex/` is refused by the loader: restrictionPatternProblem). */
+  repositories: z.array(z.string().min(1)).min(1),
   actions: z.array(z.enum(['pull', 'push', 'delete', '*'])).min(1),
   /** ISO 8601 date or date-time after which the robot stops working. */
   expires: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date').optional(),
@@ -178,3 +170,10 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 export type AclRuleConfig = z.infer<typeof aclRuleSchema>;
 export type UserConfig = z.infer<typeof userSchema>;
+
+/** A `users:` entry as resolved by the loader (password file read, labels as lists). */
+export interface StaticUser {
+  /** bcrypt hash, or null for the anonymous user `''`. */
+  hash: string | null;
+  labels: Record<string, string[]>;
+}

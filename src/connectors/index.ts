@@ -1,4 +1,4 @@
-import type { ConnectorConfig } from './schema.js';
+import type { ConnectorConfig } from '../config/connectors.js';
 import type { CallbackConnector } from './connector.js';
 import { createGithubConnector } from './github/index.js';
 import { createOidcConnector } from './oidc/index.js';

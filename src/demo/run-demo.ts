@@ -1,4 +1,4 @@
-import type { Config } from '../config/load.js';
+import type { Config } from '../app/load-config.js';
 import { startDevProvider, type DevProvider, type DevUser } from './dev-provider.js';
 
 /** The demo's people: two teams, so that group-based rules can be tried. */

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { isLoopbackHost } from './loopback.js';
+import { isLoopbackHost } from '../util/loopback.js';
 
 /** Asymmetric only: never `none`, never HMAC (whose "secret" would be the issuer's public key). */
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] as const;

@@ -1,6 +1,6 @@
 import { compilePattern, type Matcher } from '../policy/pattern.js';
 import { durationToSeconds } from '../config/duration.js';
-import type { FederationPolicyConfig } from './schema.js';
+import type { FederationPolicyConfig } from '../config/federation.js';
 import { claimText, renderTemplate, type Claims } from './template.js';
 
 interface Condition {

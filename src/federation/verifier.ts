@@ -9,7 +9,7 @@ import type { JSONWebKeySet } from 'jose';
 import { ALLOWED_ALGORITHMS, IdTokenRejectedError, IssuerKeys, IssuerUnavailableError, LEEWAY_SECONDS, readJwksFile } from './issuer-keys.js';
 import { jwtHeader, unverifiedClaims } from './jwt-shape.js';
 import { compilePolicy, evaluatePolicy, type Policy } from './policy.js';
-import { ANY_POLICY_USER, federationProblems, type FederationPolicyConfig } from './schema.js';
+import { ANY_POLICY_USER, federationProblems, type FederationPolicyConfig } from '../config/federation.js';
 
 export interface FederationOptions {
   /** token.expiration: the lifetime a policy's maxTokenTTL can only shorten. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { CallbackConnector } from '../connectors/connector.js';
-import type { StaticUser } from '../config/load.js';
+import type { StaticUser } from '../config/schema.js';
 import { type AccountRecord, type Accounts } from './accounts.js';
 import { IdentityRevokedError } from '../model/identity.js';
 import { AccountNameError, LOCAL_CONNECTOR_ID } from '../model/account-names.js';

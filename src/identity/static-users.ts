@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { verify } from '@node-rs/bcrypt';
-import type { StaticUser } from '../config/load.js';
+import type { StaticUser } from '../config/schema.js';
 import { AuthenticationError, type Principal } from '../model/principal.js';
 import type { CredentialVerifier } from './credentials.js';
 

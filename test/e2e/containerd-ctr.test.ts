@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { CTR, describeRun, runCommand, startContainerd, type RunningDaemon } from '../helpers/dockerd.js';

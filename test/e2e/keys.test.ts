@@ -7,7 +7,7 @@ import { hash } from '@node-rs/bcrypt';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { writeKeyPair } from '../../src/tokens/keygen.js';
 import { buildOciImage } from '../helpers/oci-image.js';

@@ -6,7 +6,7 @@ import { hash } from '@node-rs/bcrypt';
 import { Redis } from 'ioredis';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { buildOciImage, type OciImage } from '../helpers/oci-image.js';
 import { cleanPrefix, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';

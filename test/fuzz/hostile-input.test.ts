@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { parseScopes, ScopeError } from '../../src/policy/scope.js';
 import { startServer, type RunningServer } from '../../src/server.js';

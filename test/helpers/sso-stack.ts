@@ -1,4 +1,4 @@
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { startDevProvider, type DevProvider } from '../../src/demo/dev-provider.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { hashSync } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { startDevProvider, type DevProvider } from '../../src/demo/dev-provider.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashSync } from '@node-rs/bcrypt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfigText, type Config } from '../../src/config/load.js';
+import { loadConfigText, type Config } from '../../src/app/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { RedisStore } from '../../src/store/redis.js';

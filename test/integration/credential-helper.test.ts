@@ -9,7 +9,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { hashSync } from '@node-rs/bcrypt';
 import { ensureBuilt } from '../helpers/build.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText, type Config } from '../../src/config/load.js';
+import { loadConfigText, type Config } from '../../src/app/load-config.js';
 import { createApp } from '../../src/http/app.js';
 import type { DeviceFlowSettings } from '../../src/http/device/grants.js';
 import { mountDeviceRoutes, type DeviceWebDeps } from '../../src/http/device/routes.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LoginAttempt } from '../../src/connectors/connector.js';
 import { createGithubConnector, githubAPIRoot, type GithubConnector } from '../../src/connectors/github/index.js';
-import { githubConnectorSchema } from '../../src/connectors/github/schema.js';
+import { githubConnectorSchema } from '../../src/config/connectors-github.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/model/identity.js';
 import { randomBase62 } from '../../src/util/secret.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { mintSecret } from '../../src/tokens/secret-format.js';
 import { sha256Hex } from '../../src/util/secret.js';

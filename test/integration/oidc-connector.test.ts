@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoginAttempt } from '../../src/connectors/connector.js';
 import { canRefresh, createOidcConnector, type OidcConnector } from '../../src/connectors/oidc/index.js';
-import { googleConnectorSchema, keycloakConnectorSchema, oidcConnectorSchema } from '../../src/connectors/oidc/schema.js';
+import { googleConnectorSchema, keycloakConnectorSchema, oidcConnectorSchema } from '../../src/config/connectors-oidc.js';
 import { startDevProvider, type DevProvider, type DevUser } from '../../src/demo/dev-provider.js';
 import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/model/identity.js';
 import { freePort } from '../helpers/redis.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { hash } from '@node-rs/bcrypt';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { redisReachable, RedisStore, type RedisStoreOptions } from '../../src/store/redis.js';

@@ -6,7 +6,7 @@ import { runInNewContext } from 'node:vm';
 import { hash } from '@node-rs/bcrypt';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { RedisStore } from '../../src/store/redis.js';

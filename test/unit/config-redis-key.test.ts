@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 
 // Issue 9 item 6: without a shared secrets.encryptionKey every Redis replica sealed with its own
 // random key, so replicas (and a restarted process) could not read each other's state.

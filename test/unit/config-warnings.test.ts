@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
-import { configWarnings } from '../../src/config/warnings.js';
+import { loadConfigText } from '../../src/app/load-config.js';
+import { configWarnings } from '../../src/app/config-warnings.js';
 import { ConfigError } from '../../src/config/errors.js';
 
 // Settings that load but are probably wrong: check-config says so (exit 0), so does the server log.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { hash, verify } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
-import { loadConfigFile, loadConfigText, type Config } from '../../src/config/load.js';
+import { loadConfigFile, loadConfigText, type Config } from '../../src/app/load-config.js';
 import { parseScope } from '../../src/policy/scope.js';
 import { generateKeyPair } from '../../src/tokens/keygen.js';
 

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
 import { ConfigError } from '../../src/config/errors.js';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { claimText } from '../../src/federation/template.js';
 import { answer, parseSettings } from '../../src/kubelet-credential-provider/plugin.js';
 import { imageRegistry, RequestError, type CredentialProviderResponse } from '../../src/kubelet-credential-provider/protocol.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText, type Config } from '../../src/config/load.js';
+import { loadConfigText, type Config } from '../../src/app/load-config.js';
 import { answer, parseSettings } from '../../src/kubelet-credential-provider/plugin.js';
 import { parseScopes } from '../../src/policy/scope.js';
 import { writeKeyPair } from '../../src/tokens/keygen.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { Acl } from '../../src/policy/acl.js';
 import { compileGlob, compileGlobTokens, compilePattern, escapeGlobLiteral, parseGlob, restrictionPatternProblem } from '../../src/policy/pattern.js';
 import { MAX_NAME_LENGTH, parseScope } from '../../src/policy/scope.js';

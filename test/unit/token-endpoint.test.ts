@@ -5,7 +5,7 @@ import { hash } from '@node-rs/bcrypt';
 import fc from 'fast-check';
 import { importJWK, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/app/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { MemoryStore } from '../../src/store/memory.js';

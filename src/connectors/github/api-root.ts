@@ -1,4 +1,4 @@
-import type { GithubConnectorConfig } from './schema.js';
+import type { GithubConnectorConfig } from '../../config/connectors-github.js';
 
 const GITHUB_COM = 'https://github.com';
 

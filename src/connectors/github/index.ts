@@ -8,11 +8,11 @@ import { GithubAnswerIncomplete, GithubHttp } from './http.js';
 import { membershipGroups } from './membership.js';
 import { authorizeURL, exchangeCode } from './oauth.js';
 import { fetchProfile, GithubCredentialsRejected, type GithubProfile } from './profile.js';
-import type { GithubConnectorConfig } from './schema.js';
+import type { GithubConnectorConfig } from '../../config/connectors-github.js';
 
 export { githubAPIRoot, githubWebRoot } from './api-root.js';
 export { GITHUB_SCOPES, pkceChallenge } from './oauth.js';
-export { githubConnectorSchema, type GithubConnectorConfig } from './schema.js';
+export { githubConnectorSchema, type GithubConnectorConfig } from '../../config/connectors-github.js';
 
 export interface GithubConnectorEnv {
   publicURL: string;

@@ -1,5 +1,5 @@
 import { claimAtPath, displayClaims, nonEmptyString, stringList, type ClaimSet } from './claims.js';
-import type { GoogleConnectorConfig, KeycloakConnectorConfig, OidcConnectorConfig } from './schema.js';
+import type { GoogleConnectorConfig, KeycloakConnectorConfig, OidcConnectorConfig } from '../../config/connectors-oidc.js';
 
 export type AnyOidcConfig = OidcConnectorConfig | KeycloakConnectorConfig | GoogleConnectorConfig;
 

@@ -8,7 +8,7 @@ import { assertIssuerAllowed, lazyDiscovery } from './discovery.js';
 import { AccessDeniedError, mapIdentity, type AnyOidcConfig } from './identity-mapping.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 
-export type { GoogleConnectorConfig, KeycloakConnectorConfig, OidcConnectorConfig } from './schema.js';
+export type { GoogleConnectorConfig, KeycloakConnectorConfig, OidcConnectorConfig } from '../../config/connectors-oidc.js';
 export type { AnyOidcConfig } from './identity-mapping.js';
 
 export interface OidcConnectorEnv {

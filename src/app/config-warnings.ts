@@ -1,4 +1,4 @@
-import type { Config } from './load.js';
+import type { Config } from './load-config.js';
 
 /**
  * Settings that are valid but probably not what the operator meant. `berth check-config` prints

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { githubConnectorSchema } from './github/schema.js';
-import { googleConnectorSchema, keycloakConnectorSchema, oidcConnectorSchema } from './oidc/schema.js';
+import { githubConnectorSchema } from './connectors-github.js';
+import { googleConnectorSchema, keycloakConnectorSchema, oidcConnectorSchema } from './connectors-oidc.js';
 
 export const connectorSchema = z.discriminatedUnion('type', [oidcConnectorSchema, keycloakConnectorSchema, googleConnectorSchema, githubConnectorSchema]);
 export type ConnectorConfig = z.infer<typeof connectorSchema>;

@@ -6,21 +6,18 @@ import yaml from 'js-yaml';
 import type { z } from 'zod';
 import { Acl, AclCompileError, compileRule } from '../policy/acl.js';
 import { loadPublishedKey, loadSigningKey, type PublishedKey, type SigningKey } from '../tokens/keys.js';
-import { durationToSeconds } from './duration.js';
-import { ConfigError, formatPath } from './errors.js';
-import { interpolateSecrets } from './interpolate.js';
-import { configSchema, type RawConfig } from './schema.js';
-import { federationProblems } from '../federation/schema.js';
+import { durationToSeconds } from '../config/duration.js';
+import { ConfigError, formatPath } from '../config/errors.js';
+import { interpolateSecrets } from '../config/interpolate.js';
+import { configSchema, type RawConfig, type StaticUser } from '../config/schema.js';
+import { federationProblems } from '../config/federation.js';
+import { federationPatternProblems } from '../federation/policy-problems.js';
+import { restrictionPatternProblem } from '../policy/pattern.js';
 import { readJwksFile } from '../federation/issuer-keys.js';
 import { namespaceProblems } from '../model/account-names.js';
-import { namespaceSources } from './namespace.js';
+import { namespaceSources } from '../config/namespace.js';
 import { parseStandardCidr } from '../util/ip.js';
 
-export interface StaticUser {
-  /** bcrypt hash, or null for the anonymous user `''`. */
-  hash: string | null;
-  labels: Record<string, string[]>;
-}
 
 export interface Config {
   raw: RawConfig;
@@ -228,7 +225,14 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
     ids.add(c.id);
   });
   const federationSection = section(interpolated, 'federation');
-  problems.push(...federationProblems(federationSection ?? []));
+  problems.push(...federationProblems(federationSection ?? []), ...federationPatternProblems(federationSection ?? []));
+  // Restrictions take globs only, whoever writes them (see restrictionPatternProblem).
+  (section(interpolated, 'robots') ?? []).forEach((r, i) =>
+    r.repositories.forEach((pattern, j) => {
+      const problem = restrictionPatternProblem(pattern);
+      if (problem) problems.push(`${formatPath(['robots', i, 'repositories', j])}: ${problem}`);
+    }),
+  );
   (federationSection ?? []).forEach((f, i) => {
     if (f.jwksFile === undefined) return;
     try {
