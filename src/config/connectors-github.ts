@@ -5,7 +5,8 @@ export const githubConnectorSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
   name: z.string().optional(),
   clientID: z.string().min(1),
-  clientSecret: z.string().optional(),
+  // GitHub's web flow always needs the app's secret.
+  clientSecret: z.string({ error: "GitHub's web flow needs clientSecret" }).min(1, "GitHub's web flow needs clientSecret"),
   redirectURL: z.string().url().optional(),
   /** https://github.com for github.com; for Enterprise Server the instance URL. */
   baseURL: z.string().url().default('https://github.com'),

@@ -3,7 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LoginAttempt } from '../../src/connectors/connector.js';
 import { createGithubConnector, githubAPIRoot, type GithubConnector } from '../../src/connectors/github/index.js';
 import { githubConnectorSchema } from '../../src/config/connectors-github.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { loadConfigText } from '../../src/app/load-config.js';
+import { tmpdir } from 'node:os';
 import { IdentityRevokedError, LoginRefusedError, UpstreamUnavailableError, type Identity } from '../../src/model/identity.js';
 import { randomBase62 } from '../../src/util/secret.js';
 import { freePort } from '../helpers/redis.js';
@@ -95,9 +96,8 @@ describe('authorization URL', () => {
     expect(githubAPIRoot({ baseURL: 'https://ghe.corp.example', apiURL: 'https://api.ghe.corp.example/' })).toBe('https://api.ghe.corp.example');
   });
 
-  it('refuses to start without a client secret', () => {
-    const cfg = githubConnectorSchema.parse({ type: 'github', id: 'gh', clientID: 'x' });
-    expect(() => createGithubConnector(cfg, { publicURL: 'https://berth.test' })).toThrow(ConfigError);
+  it('refuses a configuration without a client secret', async () => {
+    await expect(loadConfigText('connectors:\n  - { type: github, id: gh, clientID: x }\n', tmpdir())).rejects.toThrow(/connectors\[0\]\.clientSecret: GitHub's web flow needs clientSecret/);
   });
 });
 

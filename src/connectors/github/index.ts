@@ -1,6 +1,5 @@
 import type { CallbackConnector, LoginAttempt } from '../connector.js';
 import { redirectURIFor } from '../redirect-uri.js';
-import { ConfigError } from '../../config/errors.js';
 import { IdentityRevokedError, LoginRefusedError, type Identity } from '../../model/identity.js';
 import { constantTimeEqual } from '../../util/secret.js';
 import { githubAPIRoot, githubWebRoot } from './api-root.js';
@@ -33,7 +32,6 @@ export const UPSTREAM_ACCESS_TOKEN = 'accessToken';
 export const UPSTREAM_SCOPE = 'scope';
 
 export function createGithubConnector(cfg: GithubConnectorConfig, env: GithubConnectorEnv): GithubConnector {
-  if (!cfg.clientSecret) throw new ConfigError([`connector ${cfg.id}: GitHub's web flow needs clientSecret`]);
   const clientSecret = cfg.clientSecret;
   const webRoot = githubWebRoot(cfg);
   const f = env.fetch ?? globalThis.fetch;
