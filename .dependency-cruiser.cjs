@@ -84,6 +84,13 @@ module.exports = {
       to: { path: '^src/http/api/' },
     },
     {
+      name: 'credential-helper-alone',
+      comment: 'docker-credential-berth runs on developer machines: it must not pull in the server',
+      severity: 'error',
+      from: { path: '^src/credential-helper/' },
+      to: { path: '^src/', pathNot: '^src/credential-helper/' },
+    },
+    {
       name: 'no-circular',
       comment: 'an import cycle makes load order matter and modules impossible to use alone',
       severity: 'error',
