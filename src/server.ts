@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { durationToSeconds } from './config/duration.js';
 import type { Config } from './app/load-config.js';
-import type { CallbackConnector } from './connectors/connector.js';
+import type { CallbackConnector, Connector } from './connectors/connector.js';
+import { createLocalConnector } from './connectors/local/index.js';
 import { createConnectors } from './connectors/index.js';
 import { redirectURIFor } from './connectors/redirect-uri.js';
 import { FederationVerifier } from './federation/verifier.js';
@@ -149,7 +150,11 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const connectors = new Map<string, CallbackConnector>();
   for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(shared.fetch ? { fetch: shared.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
   const ca = { ttlSeconds: durationToSeconds(raw.continuousAccess.ttl), graceSeconds: durationToSeconds(raw.continuousAccess.grace) };
-  const access = new ContinuousAccess(accounts, connectors, config.users, ca, log, (rec) => void store.publish(ACCOUNT_CHANGED_CHANNEL, rec.key).catch(() => {}));
+  // The static users are a sign-in source like the others; their passwords go through the gate,
+  // which is built below (the closure runs only at sign-in).
+  const local = createLocalConnector(config.users, (u, p, ip) => credentials.password(u, p, ip, { only: ['static'] }));
+  const sources = new Map<string, Connector>([...connectors, [local.id, local]]);
+  const access = new ContinuousAccess(accounts, sources, ca, log, (rec) => void store.publish(ACCOUNT_CHANGED_CHANNEL, rec.key).catch(() => {}));
   const robots = new Robots(
     store,
     raw.robots.map((r) => ({
@@ -263,6 +268,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     localLogin: raw.web.localLogin && [...config.users.values()].some((u) => u.hash),
     credentials,
     patVerifier,
+    local,
     accounts,
     access,
     pats,

@@ -27,3 +27,25 @@ export interface CallbackConnector {
    */
   refresh?(identity: Identity): Promise<Identity>;
 }
+
+/**
+ * A source that checks a username and password itself (dex's password connector): the static
+ * `users:` of the config file. Its users are read from the running configuration on every use, so
+ * removing one (and reloading) ends their sessions and PATs at once; there is no provider to ask and
+ * nothing to cache.
+ */
+export interface PasswordConnector {
+  readonly id: string;
+  readonly type: string;
+  readonly name: string;
+  /** Verifies the pair (through the credential gate: lockouts, failure counts); throws AuthenticationError. */
+  login(username: string, password: string, clientIp: string): Promise<Identity>;
+  /** The identity as the configuration has it now; throws IdentityRevokedError when the user is gone. */
+  current(identity: Identity): Identity;
+}
+
+export type Connector = CallbackConnector | PasswordConnector;
+
+export function isPasswordConnector(c: Connector): c is PasswordConnector {
+  return 'login' in c;
+}

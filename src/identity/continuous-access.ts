@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import type { CallbackConnector } from '../connectors/connector.js';
-import type { StaticUser } from '../config/schema.js';
+import { isPasswordConnector, type CallbackConnector, type Connector } from '../connectors/connector.js';
 import { type AccountRecord, type Accounts } from './accounts.js';
 import { IdentityRevokedError } from '../model/identity.js';
 import { AccountNameError, LOCAL_CONNECTOR_ID } from '../model/account-names.js';
+import type { Identity } from '../model/identity.js';
 import { AuthenticationError } from '../model/principal.js';
 
 export interface ContinuousAccessOptions {
@@ -28,22 +28,23 @@ export class ContinuousAccess {
 
   constructor(
     private readonly accounts: Accounts,
-    private readonly connectors: ReadonlyMap<string, CallbackConnector>,
-    private readonly staticUsers: ReadonlyMap<string, StaticUser>,
+    /** Every sign-in source by id: the configured connectors and the local (password) one. */
+    private readonly connectors: ReadonlyMap<string, Connector>,
     private readonly opts: ContinuousAccessOptions,
     private readonly log: Logger,
     private readonly onRevoked: (rec: AccountRecord) => void = () => {},
   ) {}
 
   canRecheck(rec: AccountRecord): boolean {
-    if (rec.identity.connector === LOCAL_CONNECTOR) return true;
     const c = this.connectors.get(rec.identity.connector);
-    return Boolean(c?.refresh && rec.upstreamSealed);
+    if (!c) return false;
+    return isPasswordConnector(c) || Boolean(c.refresh && rec.upstreamSealed);
   }
 
-  /** When the account's groups are next due for a re-check (ms epoch); Infinity when never. */
+  /** When the account's groups are next due for a re-check (ms epoch); Infinity when never (or on every use). */
   nextCheckAt(rec: AccountRecord): number {
-    if (rec.identity.connector === LOCAL_CONNECTOR || !this.canRecheck(rec)) return Infinity;
+    const c = this.connectors.get(rec.identity.connector);
+    if (!c || isPasswordConnector(c) || !this.canRecheck(rec)) return Infinity;
     return rec.checkedAt + this.opts.ttlSeconds * 1000;
   }
 
@@ -60,9 +61,9 @@ export class ContinuousAccess {
 
   private async checked(rec: AccountRecord, now: number): Promise<AccountRecord> {
     if (rec.status === 'revoked') throw new AuthenticationError(`account disabled: ${rec.revokedReason ?? 'revoked by the identity provider'}`);
-    if (rec.identity.connector === LOCAL_CONNECTOR) return this.local(rec);
     const connector = this.connectors.get(rec.identity.connector);
     if (!connector) throw new AuthenticationError(`sign-in connector ${rec.identity.connector} is no longer configured`);
+    if (isPasswordConnector(connector)) return this.live(rec, connector.current.bind(connector));
     if (!connector.refresh || !rec.upstreamSealed) return rec;
     if (now - rec.checkedAt < this.opts.ttlSeconds * 1000) return rec;
     let p = this.inFlight.get(rec.key);
@@ -73,12 +74,15 @@ export class ContinuousAccess {
     return p;
   }
 
-  private local(rec: AccountRecord): AccountRecord {
-    // Static users are re-read from the running config on every use: removing one from the file
-    // (and reloading) ends their PATs.
-    const u = this.staticUsers.get(rec.identity.subject);
-    if (!u || !u.hash) throw new AuthenticationError('account no longer exists');
-    return { ...rec, identity: { ...rec.identity, groups: u.labels.groups ?? [], claims: { labels: u.labels } } };
+  /** A source read on every use (the static users): gone from the configuration means gone now. */
+  private live(rec: AccountRecord, current: (identity: Identity) => Identity): AccountRecord {
+    try {
+      const fresh = current(this.accounts.withUpstream(rec));
+      return { ...rec, identity: { ...rec.identity, groups: fresh.groups, claims: fresh.claims ?? {} } };
+    } catch (e) {
+      if (e instanceof IdentityRevokedError) throw new AuthenticationError(e.message);
+      throw e;
+    }
   }
 
   private async recheck(rec: AccountRecord, connector: CallbackConnector, now: number): Promise<AccountRecord> {

@@ -16,6 +16,7 @@ import { mountDeviceRoutes, type DeviceWebDeps } from '../../src/http/device/rou
 import { Sessions } from '../../src/http/web/session.js';
 import { Accounts } from '../../src/identity/accounts.js';
 import { Credentials } from '../../src/identity/credentials.js';
+import { createLocalConnector } from '../../src/connectors/local/index.js';
 import { StaticUsers } from '../../src/identity/static-users.js';
 import { AccountNamespace } from '../../src/model/account-names.js';
 import { ContinuousAccess, LOCAL_CONNECTOR } from '../../src/identity/continuous-access.js';
@@ -183,6 +184,10 @@ async function startShortLived(config: Config, settings: Partial<DeviceFlowSetti
   const accounts = new Accounts(store, sealer, new AccountNamespace({ staticUsers: [...config.users.keys()], connectors: [] }));
   const pats = new Pats(store, { defaultTTLSeconds: 30 * 86400, maxTTLSeconds: 90 * 86400, maxPerUser: 20 }, new RefreshTokens(store, 3600));
   let publicURL = '';
+  // The one gate, without a limiter (these device routes only need it to count failures), and the
+  // static users as their sign-in source.
+  const gate = new Credentials([new StaticUsers(config.users)], new RefreshTokens(store, 3600), null);
+  const local = createLocalConnector(config.users, (u, p, ip) => gate.password(u, p, ip, { only: ['static'] }));
   const web: DeviceWebDeps = {
     env: { appTitle: 'Berth', registryHost: 'registry.example.com' },
     get publicURL() {
@@ -190,11 +195,10 @@ async function startShortLived(config: Config, settings: Partial<DeviceFlowSetti
     },
     sessions: new Sessions(store, 3600, false),
     accounts,
-    access: new ContinuousAccess(accounts, new Map(), config.users, { ttlSeconds: 900, graceSeconds: 3600 }, log),
+    access: new ContinuousAccess(accounts, new Map([[local.id, local]]), { ttlSeconds: 900, graceSeconds: 3600 }, log),
     pats,
     log,
-    // The one gate, without a limiter: these device routes only need it to count failures.
-    credentials: new Credentials([new StaticUsers(config.users)], new RefreshTokens(store, 3600), null),
+    credentials: gate,
   };
   const { app, router } = createApp({ log, trustProxy: false });
   app.use(bodyParser({ enableTypes: ['form', 'json'] }));

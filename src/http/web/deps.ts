@@ -3,6 +3,7 @@ import type { CallbackConnector } from '../../connectors/connector.js';
 import type { Accounts } from '../../identity/accounts.js';
 import type { ContinuousAccess, CurrentAccount } from '../../identity/continuous-access.js';
 import type { Credentials } from '../../identity/credentials.js';
+import type { PasswordConnector } from '../../connectors/connector.js';
 import type { PatVerifier } from '../../identity/pat-verifier.js';
 import type { Pats } from '../../tokens/pats.js';
 import type { Sessions } from './session.js';
@@ -19,6 +20,8 @@ export interface WebDeps {
   localLogin: boolean;
   /** The credential gate: the web form's passwords and the API's PATs are checked there, like every other secret. */
   credentials: Credentials;
+  /** The static users as a sign-in source (the page's username/password form). */
+  local: PasswordConnector;
   patVerifier: PatVerifier;
   accounts: Accounts;
   access: ContinuousAccess;

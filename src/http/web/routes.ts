@@ -3,7 +3,6 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LoginRefusedError, type Identity } from '../../model/identity.js';
 import { AccountNameError } from '../../model/account-names.js';
-import { LOCAL_CONNECTOR } from '../../identity/continuous-access.js';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { AuthenticationError } from '../../model/principal.js';
 import { PatPolicyError } from '../../tokens/pats.js';
@@ -40,7 +39,7 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
         defaultDays: Math.max(1, Math.round(d.pats.policy.defaultTTLSeconds / 86400)),
         maxDays: Math.max(1, Math.floor(d.pats.policy.maxTTLSeconds / 86400)),
         admin: d.isAdmin(s.account),
-        recheck: { possible: d.access.canRecheck(s.account), minutes: d.recheckMinutes, provider: connector?.name ?? (s.account.identity.connector === LOCAL_CONNECTOR ? 'local account' : s.account.identity.connector) },
+        recheck: { possible: d.access.canRecheck(s.account), minutes: d.recheckMinutes, provider: (connector ?? (s.account.identity.connector === d.local.id ? d.local : undefined))?.name ?? s.account.identity.connector },
         ...extra,
       }),
     );
@@ -130,17 +129,16 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
     const password = typeof f.password === 'string' ? f.password : '';
     try {
       if (!username || !password || password.length > 1024) throw new AuthenticationError('invalid username or password');
-      const p = await d.credentials.password(username, password, ctx.ip, { only: ['static'] });
-      await finish(ctx, { connector: LOCAL_CONNECTOR, subject: username, username, groups: p.labels.groups ?? [], claims: { labels: p.labels } }, safeReturnTo(f.returnTo));
+      await finish(ctx, await d.local.login(username, password, ctx.ip), safeReturnTo(f.returnTo));
     } catch (e) {
       if (e instanceof RateLimitedError) {
-        d.metrics.logins.inc({ connector: LOCAL_CONNECTOR, outcome: 'rate_limited' });
+        d.metrics.logins.inc({ connector: d.local.id, outcome: 'rate_limited' });
         ctx.set('Retry-After', String(e.retryAfterSeconds));
         return showSignIn(ctx, 429, `Too many failed attempts. Try again in ${Math.ceil(e.retryAfterSeconds / 60)} minute(s).`);
       }
       if (!(e instanceof AuthenticationError)) throw e;
-      d.log.info({ audit: 'login', outcome: 'failure', connector: LOCAL_CONNECTOR, user: loggableUsername(username), ip: ctx.ip }, 'local sign-in failed');
-      d.metrics.logins.inc({ connector: LOCAL_CONNECTOR, outcome: 'failure' });
+      d.log.info({ audit: 'login', outcome: 'failure', connector: d.local.id, user: loggableUsername(username), ip: ctx.ip }, 'local sign-in failed');
+      d.metrics.logins.inc({ connector: d.local.id, outcome: 'failure' });
       showSignIn(ctx, 401, 'Invalid username or password.');
     }
   });
