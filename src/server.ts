@@ -255,7 +255,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   });
 
   const webDeps: WebDeps = {
-    env: { appTitle: raw.web.title, registryHost: raw.web.registryHost },
+    env: { appTitle: raw.web.title, registryHost: raw.web.registryHost, demo: raw.demo === true },
     publicURL,
     connectors,
     redirectURI: (id: string) => raw.connectors.find((c) => c.id === id)?.redirectURL ?? `${publicURL}/callback/${id}`,
@@ -269,6 +269,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
     loginStarts: new LoginStarts(store),
     isAdmin,
+    aclRules: raw.acl,
     metrics,
     log,
   };

@@ -8,6 +8,7 @@ import type { WebDeps } from './deps.js';
 import { html, layout, sendPage } from './html.js';
 import { Sessions } from './session.js';
 import { currentViewer } from './viewer.js';
+import { signInFor } from './routes.js';
 import { shellQuote } from '../../util/shell-quote.js';
 
 const date = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(0, 10) : 'never');
@@ -51,7 +52,7 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
     // A session whose account the provider no longer accepts ends here too, like on every page.
     const viewer = await currentViewer(ctx, d);
     if (!viewer) {
-      ctx.redirect('/?returnTo=/robots');
+      ctx.redirect(signInFor('/robots'));
       return null;
     }
     if (!isAdmin(viewer.account)) throw new HttpError(403, 'DENIED', 'only administrators manage robot accounts');
