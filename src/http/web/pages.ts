@@ -96,6 +96,16 @@ ${env.demo ? html`<p class="muted" id="demo-accounts">Demo: the local account <c
   );
 }
 
+/** After Berth's own sign-out: on to the provider's end-session page (RP-initiated logout). */
+export function continueSignOutPage(env: PageEnv, providerName: string, url: string): string {
+  return layout(
+    { title: 'Signing out', appTitle: env.appTitle },
+    html`<h1>Signed out of ${env.appTitle}</h1><div class="card"><p class="notice" role="status">Now signing you out of ${providerName} too, so that the next sign-in asks who you are.</p>
+<p><a class="button" id="continue-sign-out" href="${url}">Continue to ${providerName}</a></p></div>
+<script>location.replace(document.getElementById('continue-sign-out').href)</script>`,
+  );
+}
+
 export function errorPage(env: PageEnv, status: number, title: string, text: string): string {
   return layout({ title, appTitle: env.appTitle }, html`<h1>${title}</h1><div class="card"><p class="error" role="alert">${text}</p><p><a class="button" href="/" id="home-link">Go to the start page</a></p></div>`);
 }

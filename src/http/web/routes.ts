@@ -11,7 +11,7 @@ import { StoreUnavailableError } from '../../store/store.js';
 import type { WebDeps } from './deps.js';
 import { sendPage } from './html.js';
 import { currentViewer } from './viewer.js';
-import { errorPage, providerErrorMessage, revokeAllPage, signInMessage, signInMessageIsNotice, signInPage, tokensPage, type TokensPageInput } from './pages.js';
+import { continueSignOutPage, errorPage, providerErrorMessage, revokeAllPage, signInMessage, signInMessageIsNotice, signInPage, tokensPage, type TokensPageInput } from './pages.js';
 import { Sessions, safeReturnTo, type SessionData } from './session.js';
 import { parseTokenInput, tokenFieldOf, tokenFormValues } from './token-form.js';
 import { labelsOf } from '../../identity/accounts.js';
@@ -215,8 +215,11 @@ export function mountWebRoutes(router: Router, d: WebDeps): void {
         d.log.warn({ connector: connector.id, err: (e as Error).message }, 'identity provider unreachable at sign-out; ended the Berth session only');
       }
     }
+    // The provider is another origin: a redirect answering the form post would break the pages'
+    // CSP `form-action 'self'`, so a page continues there instead (by script, or by its link).
+    if (upstream) return page(ctx, 200, continueSignOutPage(d.env, connector!.name, upstream.toString()));
     ctx.status = 303;
-    ctx.redirect(upstream ? upstream.toString() : '/signed-out');
+    ctx.redirect('/signed-out');
   });
 
   router.get('/tokens', async (ctx) => {
