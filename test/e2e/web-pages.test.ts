@@ -203,6 +203,26 @@ describe('item 6: pages', () => {
     await signedOut.context.close();
   });
 
+  it('a refused robot form keeps what was typed and shows the error beside the field', async () => {
+    const { context, page } = await fresh();
+    await page.goto(`${base}/`);
+    await page.getByLabel('Username').fill('carol');
+    await page.getByLabel('Password').fill('carol-pw');
+    await Promise.all([page.waitForURL(`${base}/tokens`), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
+    await page.goto(`${base}/robots`);
+    await page.locator('#rname').fill('deploy-web');
+    await page.locator('#rdesc').fill('the web deploy');
+    await page.locator('#rrepos').fill('/(a+)+z/');
+    await page.getByLabel('push', { exact: true }).check();
+    await page.getByRole('button', { name: 'Create robot' }).click();
+    expect(await page.locator('#rname').inputValue()).toBe('deploy-web');
+    expect(await page.locator('#rdesc').inputValue()).toBe('the web deploy');
+    expect(await page.locator('#rrepos').inputValue()).toBe('/(a+)+z/');
+    expect(await page.getByLabel('push', { exact: true }).isChecked()).toBe(true);
+    expect(await page.locator('#rrepos-error').textContent()).toContain('regular expression');
+    await context.close();
+  });
+
   it('404 is a styled page with a link home', async () => {
     const { context, page } = await fresh();
     const res = (await page.goto(`${base}/no/such/page`))!;
