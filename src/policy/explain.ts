@@ -1,5 +1,5 @@
 import type { AclRuleConfig } from '../config/schema.js';
-import { compileRule, PlaceholderOverflowError, type AclSubject } from './acl.js';
+import { compileRule, PlaceholderOverflowError, type AclSubject, type CompiledRule } from './acl.js';
 import { isRegexPattern } from './pattern.js';
 
 /**
@@ -65,6 +65,21 @@ function phrase(actions: readonly string[], target: string): string {
   return `${verbs} ${target}`;
 }
 
+/** The rules compiled without their ip and service tests, once per configuration (rules array). */
+const compiledRules = new WeakMap<readonly AclRuleConfig[], CompiledRule[]>();
+
+function compiledFor(rules: readonly AclRuleConfig[]): CompiledRule[] {
+  let c = compiledRules.get(rules);
+  if (!c) {
+    c = rules.map((rule, index) => {
+      const { ip: _ip, service: _service, ...rest } = rule.match;
+      return compileRule({ ...rule, match: rest }, index);
+    });
+    compiledRules.set(rules, c);
+  }
+  return c;
+}
+
 /**
  * The rules that apply to this person, first match first, each as a phrase. Rules about the client
  * address or the service are listed with that condition (the page cannot know where the next push
@@ -74,9 +89,10 @@ function phrase(actions: readonly string[], target: string): string {
 export function describeAccess(rules: readonly AclRuleConfig[], subject: Pick<AclSubject, 'account' | 'labels'>): AccessLine[] {
   const out: AccessLine[] = [];
   const who: AclSubject = { account: subject.account, labels: subject.labels, service: '', ip: null };
+  const all = compiledFor(rules);
   for (const [index, rule] of rules.entries()) {
-    const { ip, service, ...rest } = rule.match;
-    const compiled = compileRule({ ...rule, match: rest }, index);
+    const { ip, service } = rule.match;
+    const compiled = all[index]!;
     let applies: boolean;
     try {
       applies = compiled.subjectTests.every((t) => t(who)) && compiled.scopeBuilders.every((b) => b(who) !== null);
