@@ -38,6 +38,8 @@ describe('RP-initiated logout URL', () => {
     const body = await page.text();
     expect(body).not.toMatch(/error|not registered|invalid/i);
     expect(body).toContain('/session/end/confirm');
+    const elsewhere = (await oidc(withLogout.issuer).logoutURL!({ postLogoutRedirectURI: 'http://127.0.0.1:5999/elsewhere' }))!;
+    expect((await fetch(elsewhere)).status).toBe(400);
   });
 
   it('is null without an end-session endpoint, or with endSession: false', async () => {
