@@ -261,7 +261,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   });
 
   const webDeps: WebDeps = {
-    env: { appTitle: raw.web.title, registryHost: raw.web.registryHost },
+    env: { appTitle: raw.web.title, registryHost: raw.web.registryHost, demo: raw.demo === true },
     publicURL,
     connectors,
     redirectURI: (id: string) => redirectURIFor(raw.connectors.find((c) => c.id === id) ?? { id }, publicURL),
@@ -276,6 +276,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
     loginStarts: new LoginStarts(store),
     isAdmin,
+    aclRules: raw.acl,
     metrics,
     log,
   };

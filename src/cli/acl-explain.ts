@@ -1,6 +1,7 @@
 import type { Config } from '../app/load-config.js';
 import { parseClientIp } from '../policy/acl.js';
 import { formatScope, parseScopes } from '../policy/scope.js';
+import { ruleReason } from '../policy/explain.js';
 
 /** Text for `berth acl explain`: which rule decided each scope and why. */
 export function explain(config: Config, account: string, labels: Record<string, string[]>, scopes: string[], service = '', ip?: string): string {
@@ -14,7 +15,7 @@ export function explain(config: Config, account: string, labels: Record<string, 
       continue;
     }
     const rule = config.raw.acl[d.rule]!;
-    const why = rule.actions.length === 0 ? 'the rule denies explicitly (actions: [])' : rule.actions.includes('*') ? 'the rule grants everything asked' : `the rule allows ${rule.actions.join(',')}`;
+    const why = ruleReason(rule);
     lines.push(`${asked}\n  granted: ${d.granted.length ? d.granted.join(',') : '(nothing)'}\n  rule:    acl[${d.rule}] match ${JSON.stringify(rule.match)}${rule.comment ? ` (${rule.comment})` : ''}\n  because: first matching rule; ${why}`);
   }
   return lines.join('\n');

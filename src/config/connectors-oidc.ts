@@ -15,6 +15,13 @@ const common = {
    * Required on all but one connector when there are several: see src/identity/account-names.ts.
    */
   accountPrefix: z.string().default(''),
+  /**
+   * Sign-out also ends the session at the provider (RP-initiated logout) when its discovery document
+   * names an end_session_endpoint. The provider must accept `<publicURL>/signed-out` as a
+   * post-logout redirect URI for this client; `false` ends only Berth's session (the next sign-in
+   * then asks the provider with prompt=login).
+   */
+  endSession: z.boolean().default(true),
 };
 
 export const oidcConnectorSchema = z.strictObject({

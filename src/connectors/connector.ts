@@ -16,8 +16,12 @@ export interface CallbackConnector {
   readonly id: string;
   readonly type: string;
   readonly name: string;
-  /** Where to send the browser. May perform discovery (cached). */
-  authorizationURL(attempt: LoginAttempt): Promise<URL>;
+  /**
+   * Where to send the browser. May perform discovery (cached). `forceLogin`: the person signed out of
+   * Berth in this browser a moment ago, so the provider should ask for credentials again rather than
+   * sign the same person in silently (OIDC `prompt=login`); connectors that cannot ask ignore it.
+   */
+  authorizationURL(attempt: LoginAttempt, options?: { forceLogin?: boolean }): Promise<URL>;
   /** Validates the callback (state, PKCE, nonce, ID token...) and returns who signed in. */
   handleCallback(callbackURL: URL, attempt: LoginAttempt): Promise<Identity>;
   /**
@@ -26,6 +30,12 @@ export interface CallbackConnector {
    * the connector cannot re-check (then login-time groups are kept until the PAT expires).
    */
   refresh?(identity: Identity): Promise<Identity>;
+  /**
+   * RP-initiated logout: where to send the browser after Berth ended its own session, so that the
+   * provider ends its session too and then returns to `postLogoutRedirectURI`. Resolves to null when
+   * the provider has no end-session endpoint. Absent when the connector has no such notion.
+   */
+  logoutURL?(opts: { postLogoutRedirectURI: string }): Promise<URL | null>;
 }
 
 /**

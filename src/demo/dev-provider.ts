@@ -30,6 +30,8 @@ export interface DevClient {
   /** Absent: a public client (no client authentication, PKCE only). */
   clientSecret?: string;
   redirectUris: string[];
+  /** Where RP-initiated logout may send the browser back to (registered exactly, like redirectUris). */
+  postLogoutRedirectUris?: string[];
 }
 
 /** Which real provider the claims imitate. */
@@ -44,6 +46,8 @@ export interface DevProviderOptions {
   hostedDomain?: string;
   /** Shown under the login form (the demo lists its accounts there). Plain text. */
   loginHint?: string;
+  /** RP-initiated logout (an end_session_endpoint in discovery); on unless false. */
+  endSession?: boolean;
   /** Receives provider-side failures (server errors); defaults to stderr. Nothing else is logged. */
   onError?: (message: string) => void;
 }
@@ -289,6 +293,7 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
       client_id: c.clientId,
       ...(c.clientSecret ? { client_secret: c.clientSecret, token_endpoint_auth_method: 'client_secret_basic' } : { token_endpoint_auth_method: 'none' }),
       redirect_uris: c.redirectUris,
+      ...(c.postLogoutRedirectUris ? { post_logout_redirect_uris: c.postLogoutRedirectUris } : {}),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
     })),
@@ -307,7 +312,26 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: false },
+      // The application sends the browser here at sign-out; the person confirms, the provider's session
+      // ends, and the next sign-in asks for a password again (so the demo's alice and bob can take turns).
+      rpInitiatedLogout:
+        options.endSession === false
+          ? { enabled: false }
+          : {
+              enabled: true,
+              logoutSource: async (ctx: { body: string; type: string }, form: string) => {
+                ctx.type = 'html';
+                ctx.body = page(
+                  'Sign out – development identity provider',
+                  `<h1>Sign out</h1><p>Also sign out of the development identity provider? Then the next sign-in asks for a username and password again.</p>${form}` +
+                    `<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button> <button type="submit" form="op.logoutForm">No, stay signed in here</button>`,
+                );
+              },
+              postLogoutSuccessSource: async (ctx: { body: string; type: string }) => {
+                ctx.type = 'html';
+                ctx.body = page('Signed out', '<h1>Signed out</h1><p role="status">You are signed out of the development identity provider.</p>');
+              },
+            },
       userinfo: { enabled: true },
     },
     interactions: { url: async (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },

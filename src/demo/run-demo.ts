@@ -18,7 +18,7 @@ export async function startDemoProvider(config: Config, publicURL: string): Prom
   return startDevProvider({
     port,
     users: DEMO_USERS,
-    clients: [{ clientId: c.clientID, ...(c.clientSecret ? { clientSecret: c.clientSecret } : {}), redirectUris: [`${publicURL}/callback/${c.id}`] }],
+    clients: [{ clientId: c.clientID, ...(c.clientSecret ? { clientSecret: c.clientSecret } : {}), redirectUris: [`${publicURL}/callback/${c.id}`], postLogoutRedirectUris: [`${publicURL}/signed-out`] }],
     claimStyle: 'plain',
     loginHint: `Demo accounts: ${DEMO_USERS.map((u) => `${u.username} / ${u.password} (groups: ${u.groups.join(', ')})`).join('; ')}`,
   });

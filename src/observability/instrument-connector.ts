@@ -27,9 +27,10 @@ export function instrumentConnector(c: CallbackConnector, m: Metrics): CallbackC
     id: c.id,
     type: c.type,
     name: c.name,
-    authorizationURL: (a) => timed('authorize', () => c.authorizationURL(a)),
+    authorizationURL: (a, options) => timed('authorize', () => c.authorizationURL(a, options)),
     handleCallback: (u, a) => timed('callback', () => c.handleCallback(u, a)),
   };
   if (c.refresh) wrapped.refresh = (i) => timed('refresh', () => c.refresh!(i));
+  if (c.logoutURL) wrapped.logoutURL = (o) => timed('logout', () => c.logoutURL!(o));
   return wrapped;
 }

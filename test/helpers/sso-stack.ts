@@ -30,7 +30,7 @@ export async function startSsoStack(workDir: string, issuer: string, extraYaml =
   const publicURL = `http://127.0.0.1:${port}`;
   const provider = await startDevProvider({
     users: SSO_USERS,
-    clients: [{ clientId: 'berth', clientSecret: 'berth-secret', redirectUris: [`${publicURL}/callback/corp`] }],
+    clients: [{ clientId: 'berth', clientSecret: 'berth-secret', redirectUris: [`${publicURL}/callback/corp`], postLogoutRedirectUris: [`${publicURL}/signed-out`] }],
     claimStyle: 'plain',
   });
   const config = await loadConfigText(

@@ -40,11 +40,14 @@ export function canRefresh(identity: Identity): boolean {
 
 const DEFAULT_NAMES = { oidc: 'OpenID Connect', keycloak: 'Keycloak', google: 'Google' } as const;
 
-function authorizationParameters(cfg: AnyOidcConfig): Record<string, string> {
-  if (cfg.type !== 'google') return {};
+function authorizationParameters(cfg: AnyOidcConfig, forceLogin: boolean): Record<string, string> {
+  if (cfg.type !== 'google') return forceLogin ? { prompt: 'login' } : {};
   const params: Record<string, string> = {};
   // Google issues a refresh token only for access_type=offline, and reliably only with prompt=consent.
-  if (cfg.offlineAccess) Object.assign(params, { access_type: 'offline', prompt: 'consent' });
+  // It has no prompt=login; after a sign-out its account chooser stands in.
+  const prompt = [...(forceLogin ? ['select_account'] : []), ...(cfg.offlineAccess ? ['consent'] : [])];
+  if (cfg.offlineAccess) params.access_type = 'offline';
+  if (prompt.length) params.prompt = prompt.join(' ');
   // A hint only (Google's account chooser); the hd claim is what is enforced.
   if (cfg.hostedDomains?.length === 1) params.hd = cfg.hostedDomains[0]!;
   return params;
@@ -98,10 +101,10 @@ export function createOidcConnector(cfg: AnyOidcConfig, env: OidcConnectorEnv): 
     name,
     defaultRedirectURI,
 
-    async authorizationURL(attempt) {
+    async authorizationURL(attempt, options) {
       const config = await discover();
       return oidc.buildAuthorizationUrl(config, {
-        ...authorizationParameters(cfg),
+        ...authorizationParameters(cfg, options?.forceLogin === true),
         redirect_uri: redirectFor(attempt),
         response_type: 'code',
         scope: cfg.scopes.join(' '),
@@ -144,6 +147,17 @@ export function createOidcConnector(cfg: AnyOidcConfig, env: OidcConnectorEnv): 
     },
 
     canRefresh,
+
+    async logoutURL({ postLogoutRedirectURI }) {
+      if (!cfg.endSession) return null;
+      const config = await discover();
+      // Discovery metadata names the endpoint (OpenID Connect RP-Initiated Logout 1.0); without it
+      // only Berth's session ends and the next sign-in asks with prompt=login instead.
+      if (!config.serverMetadata().end_session_endpoint) return null;
+      // No id_token_hint: Berth keeps no ID tokens, so client_id identifies the client and the
+      // provider may ask the person to confirm.
+      return oidc.buildEndSessionUrl(config, { client_id: cfg.clientID, post_logout_redirect_uri: postLogoutRedirectURI });
+    },
 
     async refresh(identity) {
       const refreshToken = identity.upstream?.[REFRESH_TOKEN];

@@ -19,8 +19,18 @@ function narrow(decision: ScopeDecision, r: Restriction): string[] {
   return decision.granted.filter((a) => r.actions.includes(a));
 }
 
+/**
+ * A scope's decision after the credential's own restriction. When the restriction took away actions
+ * the ACL granted, `restrictedBy` says so and `aclGranted` keeps what the ACL alone gave: the audit
+ * line of a refusal must not credit the ACL rule that granted (it was the token that refused).
+ */
+export interface AuthorizedDecision extends ScopeDecision {
+  restrictedBy?: 'token' | 'robot';
+  aclGranted?: string[];
+}
+
 export interface Authorization {
-  decisions: ScopeDecision[];
+  decisions: AuthorizedDecision[];
   access: AccessEntry[];
 }
 
@@ -30,10 +40,17 @@ export interface Authorization {
  * intersection and the registry refuses what is missing.
  */
 export function authorize(req: TokenRequest, principal: Principal, acl: Acl, clientIp: string): Authorization {
-  const decisions = acl.decide({ account: principal.account, labels: principal.labels, service: req.service, ip: parseClientIp(clientIp) }, req.scopes);
+  const decisions: AuthorizedDecision[] = acl.decide({ account: principal.account, labels: principal.labels, service: req.service, ip: parseClientIp(clientIp) }, req.scopes);
   const access: AccessEntry[] = [];
   for (const d of decisions) {
-    if (principal.restriction) d.granted = narrow(d, principal.restriction);
+    if (principal.restriction) {
+      const narrowed = narrow(d, principal.restriction);
+      if (narrowed.length < d.granted.length) {
+        d.restrictedBy = principal.kind === 'robot' ? 'robot' : 'token';
+        d.aclGranted = d.granted;
+      }
+      d.granted = narrowed;
+    }
     const e: AccessEntry = { type: d.scope.type, name: d.scope.name, actions: d.granted };
     if (d.scope.class) e.class = d.scope.class;
     access.push(e);

@@ -9,6 +9,7 @@ import type { Pats } from '../../tokens/pats.js';
 import type { Sessions } from './session.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { PageEnv } from './pages.js';
+import type { AclRuleConfig } from '../../config/schema.js';
 
 /** Everything the browser pages and the token API need, built once in src/server.ts. */
 export interface WebDeps {
@@ -32,6 +33,8 @@ export interface WebDeps {
   loginStarts: { allowed(ip: string): Promise<boolean> };
   /** Admins (config `admin`) see the robot accounts page. */
   isAdmin(account: CurrentAccount): boolean;
+  /** The configured acl rules: the tokens page says what they grant the signed-in person. */
+  aclRules: readonly AclRuleConfig[];
   metrics: Metrics;
   log: Logger;
 }

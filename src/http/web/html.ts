@@ -47,18 +47,22 @@ const CSS = `
 :root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--bg:#fff;--card:#f6f8fa;--line:#d0d7de;--accent:#0a66c2;--danger:#b42318}
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9aa5b1;--bg:#0d1117;--card:#161b22;--line:#30363d;--accent:#4493f8;--danger:#f85149}}
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
-header{display:flex;justify-content:space-between;align-items:center;padding:.75rem 1.5rem;border-bottom:1px solid var(--line)}
+header{display:flex;flex-wrap:wrap;gap:.5rem;justify-content:space-between;align-items:center;padding:.75rem 1.5rem;border-bottom:1px solid var(--line)}
 header .brand{font-weight:700;text-decoration:none;color:var(--fg)}main{max-width:60rem;margin:0 auto;padding:1.5rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem 1.25rem;margin:0 0 1.25rem}
 h1{font-size:1.5rem;margin:.25rem 0 1rem}h2{font-size:1.15rem;margin:0 0 .75rem}
 label{display:block;font-weight:600;margin:.5rem 0 .25rem}input,select{font:inherit;padding:.4rem .5rem;border:1px solid var(--line);border-radius:6px;background:var(--bg);color:var(--fg);width:100%;max-width:28rem}
 button,.button{font:inherit;display:inline-block;padding:.45rem .9rem;border-radius:6px;border:1px solid var(--line);background:var(--accent);color:#fff;cursor:pointer;text-decoration:none;margin:.5rem .5rem 0 0}
-button.secondary{background:transparent;color:var(--fg)}button.danger{background:var(--danger)}
+button.secondary,.button.secondary{background:transparent;color:var(--fg)}button.danger,.button.danger{background:var(--danger)}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:.75rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 .muted{color:var(--muted)}.notice{border-left:4px solid var(--accent);padding-left:.75rem}.error{border-left:4px solid var(--danger);padding-left:.75rem}
 .tag{display:inline-block;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin:0 .25rem .25rem 0;font-size:.9em}
 fieldset{border:0;padding:0;margin:0}.inline{display:inline}.sr-only{position:absolute;left:-9999px}
+main{overflow-wrap:anywhere}.field-error{margin:.25rem 0 0}[aria-invalid=true]{border-color:var(--danger)}
+@media (max-width:40rem){header{padding:.5rem 1rem}main{padding:1rem}.card{padding:.75rem}
+table.stack thead{position:absolute;left:-9999px}table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.5rem 0}
+table.stack td{display:block;border:0;padding:.1rem 0}table.stack td[data-label]::before{content:attr(data-label) ": ";font-weight:600}}
 `;
 
 export function layout(opts: { title: string; appTitle: string; user?: string | undefined; csrf?: string | undefined }, body: Html): string {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type { Store } from '../../store/store.js';
+import { Sealer } from '../../util/sealed.js';
 import { constantTimeEqual, sha256Hex } from '../../util/secret.js';
 
 export const SESSION_COOKIE = 'berth_session';
@@ -25,6 +26,11 @@ export interface LoginAttemptRecord {
 }
 
 const LOGIN_ATTEMPT_TTL = 600;
+/** Seconds a one-time message (a new token's secret) waits for the redirect that shows it. */
+const FLASH_TTL = 120;
+/** Marks a browser that signed out, so that its next sign-in asks the provider for a fresh login. */
+const SIGNED_OUT_COOKIE = 'berth_signed_out';
+const SIGNED_OUT_TTL = 600;
 
 /** Only Berth's own paths: `/x` but not `//host`, `/\host` or anything with a scheme. */
 export function safeReturnTo(v: unknown): string {
@@ -72,8 +78,48 @@ export class Sessions {
 
   async destroy(ctx: Context): Promise<void> {
     const id = ctx.cookies.get(SESSION_COOKIE);
-    if (id && id.length <= 100) await this.store.del(`sess:${sha256Hex(id)}`);
+    if (id && id.length <= 100) {
+      await this.store.del(`sess:${sha256Hex(id)}`);
+      await this.store.del(`flash:${sha256Hex(id)}`);
+    }
     this.setCookie(ctx, SESSION_COOKIE, '', 0);
+  }
+
+  /**
+   * A one-time slot tied to the session (redirect-after-post): the POST stores what the next page
+   * shows once, the GET takes it. It lives only in the store, under the session id's hash, never in
+   * a URL or a cookie, and is gone after the first display or FLASH_TTL seconds. It is sealed with a
+   * key derived from the session cookie, which only the browser holds: a store dump cannot read it.
+   */
+  async putFlash(ctx: Context, value: unknown): Promise<void> {
+    const id = ctx.cookies.get(SESSION_COOKIE);
+    if (!id || id.length > 100) return;
+    await this.store.set(`flash:${sha256Hex(id)}`, new Sealer(id, 'berth flash v1').seal(JSON.stringify(value)), FLASH_TTL);
+  }
+
+  async takeFlash<T>(ctx: Context): Promise<T | null> {
+    const id = ctx.cookies.get(SESSION_COOKIE);
+    if (!id || id.length > 100) return null;
+    const raw = await this.store.take(`flash:${sha256Hex(id)}`);
+    if (!raw) return null;
+    try {
+      return JSON.parse(new Sealer(id, 'berth flash v1').open(raw)) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  /** After sign-out: the next sign-in from this browser asks the provider to log the person in again. */
+  markSignedOut(ctx: Context): void {
+    this.setCookie(ctx, SIGNED_OUT_COOKIE, '1', SIGNED_OUT_TTL);
+  }
+
+  signedOutRecently(ctx: Context): boolean {
+    return ctx.cookies.get(SIGNED_OUT_COOKIE) === '1';
+  }
+
+  clearSignedOut(ctx: Context): void {
+    if (ctx.cookies.get(SIGNED_OUT_COOKIE)) this.setCookie(ctx, SIGNED_OUT_COOKIE, '', 0);
   }
 
   static csrfValid(session: SessionData, presented: unknown): boolean {

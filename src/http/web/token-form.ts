@@ -27,3 +27,19 @@ export function parseTokenInput(body: Record<string, unknown>): { name: string; 
   }
   return out;
 }
+
+/** What the form sent, as text to show again after a refusal (never the secret: there is none yet). */
+export function tokenFormValues(body: Record<string, unknown>): { name: string; expiresInDays: string; repositories: string; actions: string[] } {
+  const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 2048) : '');
+  const actions = (Array.isArray(body.actions) ? body.actions : [body.actions]).filter((a): a is string => a === 'pull' || a === 'push');
+  return { name: text(body.name), expiresInDays: text(body.expiresInDays), repositories: Array.isArray(body.repositories) ? body.repositories.filter((r) => typeof r === 'string').join(' ').slice(0, 2048) : text(body.repositories), actions };
+}
+
+/** The form field a PatPolicyError is about, so the page can put the message beside it. */
+export function tokenFieldOf(message: string): 'name' | 'expiresInDays' | 'repositories' | 'actions' | undefined {
+  if (/^name\b/.test(message)) return 'name';
+  if (/expir/.test(message)) return 'expiresInDays';
+  if (/\baction/.test(message)) return 'actions';
+  if (/repositor|pattern|regular expression|glob/.test(message)) return 'repositories';
+  return undefined;
+}
