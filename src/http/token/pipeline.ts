@@ -189,17 +189,19 @@ function authorizeStep(x: Exchange): void {
   x.outcome = asked === got ? 'granted' : got === 0 ? 'denied' : 'partial';
 }
 
-function sign(x: Exchange): void | Promise<void> {
+function sign(x: Exchange): Promise<void> {
   const principal = x.principal!;
   const request = x.request!;
-  x.signed = x.deps.signer.sign({ sub: principal.account, aud: request.service, access: x.access }, undefined, principal.tokenTTLSeconds);
+  const signed = x.deps.signer.signAsync({ sub: principal.account, aud: request.service, access: x.access }, undefined, principal.tokenTTLSeconds);
   // A CI job's ID token lives minutes: it must not turn into a 30-day refresh token.
-  if (request.offline && Credentials.mayRefresh(principal)) {
-    return x.deps.credentials.issueRefresh(principal, request.service).then((t) => {
-      x.refreshToken = t;
-    });
-  }
+  const refresh = request.offline && Credentials.mayRefresh(principal) ? x.deps.credentials.issueRefresh(principal, request.service) : undefined;
+  return Promise.all([signed, refresh]).then(([s, t]) => {
+    x.signed = s;
+    x.refreshToken = t;
+  });
 }
+
+const NO_DECISIONS: ScopeDecision[] = [];
 
 /** The one reuse rule: a GET answered without a refresh token (a refresh token is never handed out twice). */
 function remember(x: Exchange): void {
@@ -216,7 +218,9 @@ function remember(x: Exchange): void {
     verifiedAt: principal.verifiedAt,
     account: principal.account,
     kind: principal.kind,
-    decisions: x.decisions,
+    // Only the debug audit line of a reuse reads them: not kept otherwise (4,096 entries of parsed
+    // scopes and decisions were old-generation garbage when every request names a new repository).
+    decisions: x.deps.audit.isLevelEnabled('debug') ? x.decisions : NO_DECISIONS,
     outcome: x.outcome,
   };
   // Stored under the key computed before authentication: dropped if a revocation came in between.
