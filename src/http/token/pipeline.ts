@@ -308,7 +308,8 @@ function fail(x: Exchange, e: unknown): void {
     deps.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, 'token request failed');
     err = internalError();
   } else {
-    report(x, OUTCOME_OF_STATUS[err.status] ?? 'bad_request', x.principal?.kind ?? 'unknown', request?.grantType ?? 'unknown');
+    // A method the endpoint does not take is not a token request: not counted as one.
+    if (err.status !== 405) report(x, OUTCOME_OF_STATUS[err.status] ?? 'bad_request', x.principal?.kind ?? 'unknown', request?.grantType ?? 'unknown');
     if (e instanceof AuthenticationError) {
       deps.log.info({ audit: 'token', outcome: 'unauthorized', user: loggableUsername(request?.username), grant: request?.grantType, ip: x.ip, reason: err.message }, 'authentication failed');
       err = new HttpError(401, err.code, err.message, { 'WWW-Authenticate': `Basic realm=${JSON.stringify(deps.realm)}` });
