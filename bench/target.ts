@@ -92,6 +92,8 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
     username = PAT_USER.username;
   }
   if (spec.credential === 'robot') {
+    // A later round reuses the target's Redis prefix: start from no robot.
+    if (await running.robots.get(`robot:${ROBOT_NAME}`)) await running.robots.delete(`robot:${ROBOT_NAME}`);
     const { secret, record } = await running.robots.create({ name: ROBOT_NAME, owner: 'bench', restriction: { repositories: ['team-a/**'], actions: ['pull', 'push'] } });
     password = secret;
     username = record.name;

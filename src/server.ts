@@ -181,7 +181,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const credentials = new Credentials([patVerifier, new RobotVerifier(robots), federation, staticUsers], refreshTokens, limiter, raw.token.reuseWindow, () => staticUsers.anonymous());
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
-  // One resolver for Koa and the fast path: they must agree on who the client is.
+  // One resolver for Koa and the token pipeline: they must agree on who the client is.
   const resolveClient = clientResolver({ trustProxy: config.server.trustProxy, trustedProxies: config.server.trustedProxies, realIPHeader: config.server.realIPHeader });
   const clientIp = (req: IncomingMessage) => resolveClient(req).ip;
   const audit = createAuditLogger(log);

@@ -12,7 +12,7 @@ export interface AppOptions {
   trustProxy?: boolean | undefined;
   trustedProxies?: readonly string[] | undefined;
   realIPHeader?: string | undefined;
-  /** The client resolver the token fast path uses too; built from the options above when absent. */
+  /** The client resolver the token pipeline uses too; built from the options above when absent. */
   resolveClient?: (req: IncomingMessage) => ClientInfo;
   /** Send Strict-Transport-Security (Berth serves, or is published, over https). */
   hsts?: boolean;
@@ -43,7 +43,7 @@ function errorFormat(path: string): ErrorFormat {
 export function createApp(opts: AppOptions): { app: Koa; router: Router } {
   // Koa's own proxy support trusts any peer and reads the client-written end of X-Forwarded-Proto;
   // ctx.ip and ctx.protocol (hence ctx.secure and Secure cookies) come from client-ip.ts instead,
-  // the same function the token fast path uses, so the two can never disagree.
+  // the same function the token pipeline uses, so the two can never disagree.
   const resolve = opts.resolveClient ?? clientResolver({ trustProxy: opts.trustProxy, trustedProxies: opts.trustedProxies, realIPHeader: opts.realIPHeader });
   const app = new Koa({ proxy: false });
   Object.defineProperties(app.request, {
