@@ -3,11 +3,14 @@ import type { AclRuleConfig } from '../src/config/schema.js';
 /** Who the Berth targets authenticate as: an SSO user of team-a (PAT) or a static user with the same groups. */
 export const BENCH_SERVICE = 'registry';
 export const PAT_USER = { username: 'alice', email: 'alice@example.test', groups: ['team-a'] } as const;
+/** The robot account of the robot targets (restricted to team-a/**, pull and push). */
+export const ROBOT_NAME = 'bench';
 export const STATIC_USER = { username: 'carol', password: 'bench-static-password', groups: ['team-a'] } as const;
 
 /** A small installation's policy (the shape of config/compose/berth.yaml). */
 export const SMALL_ACL: AclRuleConfig[] = [
   { match: { labels: { groups: 'platform' } }, actions: ['*'], comment: 'platform runs the registry' },
+  { match: { account: 'robot:bench', name: 'team-a/**' }, actions: ['push', 'pull'], comment: 'the bench robot deploys team-a' },
   { match: { name: '${labels:groups}/**' }, actions: ['push', 'pull'], comment: 'teams push to their namespace' },
   { match: { account: '/.+/', type: 'repository' }, actions: ['pull'], comment: 'everyone signed in pulls' },
 ];

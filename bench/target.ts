@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Koa from 'koa';
 import type { RunningServer } from '../src/server.js';
-import { benchScopes, BENCH_SERVICE, largeAcl, PAT_USER, SMALL_ACL, STATIC_USER } from './acl-fixture.js';
+import { benchScopes, BENCH_SERVICE, largeAcl, PAT_USER, ROBOT_NAME, SMALL_ACL, STATIC_USER } from './acl-fixture.js';
 
 /**
  * One server under load, in its own process so that the load generator never shares its event loop.
@@ -18,7 +18,7 @@ export type StoreSpec = { type: 'redis'; url: string; keyPrefix: string } | { ty
 
 export type TargetSpec =
   | { kind: 'koa'; bodyBytes?: number }
-  | { kind: 'berth'; credential: 'pat' | 'static'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string; reuse: boolean };
+  | { kind: 'berth'; credential: 'pat' | 'static' | 'robot'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string; reuse: boolean; keyAlg?: 'ES256' | 'RS256' };
 
 export interface TargetReady {
   type: 'ready';
@@ -65,7 +65,7 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
   const doc = {
     server: { addr: '127.0.0.1:0' },
     // reuseWindow 0: every request goes through the whole pipeline and signs a new token.
-    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: 'keys', generatedKeyAlg: 'ES256', ...(spec.reuse ? {} : { reuseWindow: 0 }) },
+    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: 'keys', generatedKeyAlg: spec.keyAlg ?? 'ES256', ...(spec.reuse ? {} : { reuseWindow: 0 }) },
     store: spec.store.type === 'redis' ? { type: 'redis', redis: { url: spec.store.url, keyPrefix: spec.store.keyPrefix } } : { type: 'memory' },
     secrets: { encryptionKey: randomBytes(32).toString('hex') },
     log: { level: spec.logLevel },
@@ -90,6 +90,13 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
     const { secret } = await running.pats.create({ owner: accountKey(identity), username: PAT_USER.username, name: 'bench' });
     password = secret;
     username = PAT_USER.username;
+  }
+  if (spec.credential === 'robot') {
+    // A later round reuses the target's Redis prefix: start from no robot.
+    if (await running.robots.get(`robot:${ROBOT_NAME}`)) await running.robots.delete(`robot:${ROBOT_NAME}`);
+    const { secret, record } = await running.robots.create({ name: ROBOT_NAME, owner: 'bench', restriction: { repositories: ['team-a/**'], actions: ['pull', 'push'] } });
+    password = secret;
+    username = record.name;
   }
   const query = [`service=${BENCH_SERVICE}`, ...benchScopes(spec.scopes).map((s) => `scope=${encodeURIComponent(s)}`)].join('&');
   return {

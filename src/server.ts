@@ -19,8 +19,7 @@ import { mountDeviceRoutes } from './http/device/routes.js';
 import { clientResolver } from './http/client-ip.js';
 import { configWarnings } from './app/config-warnings.js';
 import { LoginStarts } from './http/web/login-rate.js';
-import { repeatResponder } from './http/token/fast-path.js';
-import { tokenEndpoint, type TokenOutcome } from './http/token/index.js';
+import { routeKey, tokenPipeline, type TokenOutcome } from './http/token/pipeline.js';
 import type { WebDeps } from './http/web/deps.js';
 import { mountRobotPages } from './http/web/robots-page.js';
 import { mountWebRoutes } from './http/web/routes.js';
@@ -188,7 +187,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const credentials = new Credentials([patVerifier, new RobotVerifier(robots), federation, staticUsers], refreshTokens, limiter, raw.token.reuseWindow, () => staticUsers.anonymous());
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
-  // One resolver for Koa and the fast path: they must agree on who the client is.
+  // One resolver for Koa and the token pipeline: they must agree on who the client is.
   const resolveClient = clientResolver({ trustProxy: config.server.trustProxy, trustedProxies: config.server.trustedProxies, realIPHeader: config.server.realIPHeader });
   const clientIp = (req: IncomingMessage) => resolveClient(req).ip;
   const audit = createAuditLogger(log);
@@ -207,32 +206,18 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     );
   }
 
-  const handle = tokenEndpoint({
-    services: config.token.services,
-    credentials,
-    acl: config.acl,
-    signer,
-    realm: config.token.issuer,
-    log,
-    onOutcome,
-    reuse,
-    clientIp,
-    audit,
-  });
-  // The token endpoint runs on every pull and push: its GETs are answered first, before the error
-  // middleware, the body parser and the router (which would test every page's route).
-  const tokenPaths = new Set([config.token.path, `${config.token.path}/token`]);
+  // Every token request (any method) is answered by the pipeline on node:http, ahead of Koa.
+  const tokenPaths = new Set([config.token.path, `${config.token.path}/token`].map(routeKey));
+  const hsts = config.server.tls !== null || publicURL.startsWith('https:');
+  const answerToken = tokenPipeline({ paths: tokenPaths, services: config.token.services, credentials, acl: config.acl, signer, realm: config.token.issuer, log, onOutcome, reuse, clientIp, audit, hsts });
   const { app, router } = createApp({
     log,
     resolveClient,
-    hsts: config.server.tls !== null || publicURL.startsWith('https:'),
+    hsts,
     onStoreError: () => metrics.storeErrors.inc(),
-    front: (ctx, next) => (ctx.method === 'GET' && tokenPaths.has(ctx.path) ? handle(ctx) : next()),
-    tokenPaths,
     appTitle: raw.web.title,
   });
   app.use(parseBodies({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
-  for (const p of tokenPaths) router.post(p, handle);
   const jwks = { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) };
   router.get('/.well-known/jwks.json', (ctx) => {
     ctx.set('Cache-Control', 'public, max-age=300');
@@ -287,19 +272,9 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   mountDeviceRoutes(router, { web: webDeps, store, sealer });
   app.use(router.routes()).use(router.allowedMethods());
 
-  // Repeated token GETs are answered before Koa builds a context (fast-path.ts); the rest go to Koa.
-  const answerRepeat = repeatResponder({ paths: tokenPaths, reuse, clientIp, audit, onOutcome });
   const koa = app.callback();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    let answered = false;
-    try {
-      answered = answerRepeat(req, res);
-    } catch (e) {
-      // A bug here must cost a cache hit, never the process (this runs outside Koa's error handling).
-      log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, 'token fast path failed');
-      answered = res.headersSent;
-    }
-    if (!answered) void koa(req, res);
+    if (!answerToken(req, res)) void koa(req, res);
   };
   const dispose = async () => {
     await Promise.all(unsubscribes.splice(0).map((u) => u()));

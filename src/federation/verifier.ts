@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { CredentialVerifier } from '../identity/credentials.js';
 import { AuthenticationError, type Principal } from '../model/principal.js';
-import { HttpError } from '../http/errors.js';
 import { loggableUsername } from '../log.js';
 import { durationToSeconds } from '../config/duration.js';
 import { resolve } from 'node:path';
@@ -35,6 +34,15 @@ const quote = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}
  * whose audience and claim conditions all hold names the account and labels. Nothing is stored:
  * when the registry token runs out the job asks its platform for a new ID token.
  */
+/**
+ * An issuer's keys could not be fetched: the ID token is neither good nor bad yet. The HTTP layer
+ * answers 503 with Retry-After (src/http/errors.ts).
+ */
+export class FederationUnavailableError extends Error {
+  override name = 'FederationUnavailableError';
+  readonly retryAfterSeconds = 5;
+}
+
 export class FederationVerifier implements CredentialVerifier {
   readonly kind = 'federated' as const;
   /** Lets a policy shorten the registry token of the request it decided (see RequestLifetimes). */
@@ -95,7 +103,7 @@ export class FederationVerifier implements CredentialVerifier {
       if (e instanceof IdTokenRejectedError) throw new AuthenticationError(`${e.message} (issuer ${quote(iss)})`);
       if (e instanceof IssuerUnavailableError) {
         this.opts.log?.warn({ issuer: iss, err: e.message }, 'federation: issuer keys unavailable');
-        throw new HttpError(503, 'UNAVAILABLE', `${e.message}; try again shortly`, { 'Retry-After': '5' });
+        throw new FederationUnavailableError(e.message);
       }
       throw e;
     }

@@ -31,8 +31,8 @@ export function parseTrustedProxies(specs: readonly string[]): Cidr[] {
 
 /**
  * The one answer to "who is the client, and did it use https?" — for Koa (createApp installs it as
- * ctx.ip / ctx.protocol) and for the token fast path, which answers before Koa exists
- * (fast-path.ts). Computed once per request.
+ * ctx.ip / ctx.protocol) and for the token pipeline, which answers before Koa exists
+ * (token/pipeline.ts). Computed once per request.
  *
  * Forwarded headers count only when the socket's peer is a trusted proxy. The address list is then
  * walked from the right — each entry was appended by the hop to its right — past every trusted
@@ -87,7 +87,7 @@ function forwardedProto(raw: string | string[] | undefined, hop: number): 'http'
   return v === 'https' || v === 'http' ? v : undefined;
 }
 
-/** Just the address: what the token fast path keys its cache on. */
+/** Just the address: what the token pipeline keys its reuse cache on. */
 export function clientIpResolver(opts: ClientIpOptions): (req: IncomingMessage) => string {
   const resolve = clientResolver(opts);
   return (req) => resolve(req).ip;

@@ -28,12 +28,23 @@ export interface RobotUsage {
   from: string;
 }
 
+/** Why a robot operation was refused; src/http/errors.ts says what each means in HTTP. */
+export type RobotErrorReason = 'invalid' | 'not_found' | 'conflict';
+
 export class RobotError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409,
+    readonly reason: RobotErrorReason,
     message: string,
   ) {
     super(message);
+  }
+
+  /**
+   * @deprecated the HTTP status, for src/http/web/robots-page.ts until it uses httpErrorOf()
+   * (src/http/errors.ts); the domain speaks in `reason`.
+   */
+  get status(): 400 | 404 | 409 {
+    return this.reason === 'not_found' ? 404 : this.reason === 'conflict' ? 409 : 400;
   }
 }
 
@@ -48,17 +59,17 @@ const SHORT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export function robotName(input: string): string {
   const short = input.startsWith(ROBOT_NAMESPACE) ? input.slice(ROBOT_NAMESPACE.length) : input;
-  if (!SHORT_NAME.test(short)) throw new RobotError(400, 'robot names are 1-63 characters: lowercase letters, digits, ".", "_", "-"');
+  if (!SHORT_NAME.test(short)) throw new RobotError('invalid', 'robot names are 1-63 characters: lowercase letters, digits, ".", "_", "-"');
   return ROBOT_NAMESPACE + short;
 }
 
 function validRestriction(r: Restriction): Restriction {
-  if (!r.repositories.length) throw new RobotError(400, 'a robot needs 1 or more repository patterns (e.g. "apps/web", "team-a/**")');
+  if (!r.repositories.length) throw new RobotError('invalid', 'a robot needs 1 or more repository patterns (e.g. "apps/web", "team-a/**")');
   for (const p of r.repositories) {
     const problem = restrictionPatternProblem(p);
-    if (problem) throw new RobotError(400, problem);
+    if (problem) throw new RobotError('invalid', problem);
   }
-  if (!r.actions.length || r.actions.some((a) => !['pull', 'push', 'delete', '*'].includes(a))) throw new RobotError(400, 'robot actions must be among pull, push, delete, *');
+  if (!r.actions.length || r.actions.some((a) => !['pull', 'push', 'delete', '*'].includes(a))) throw new RobotError('invalid', 'robot actions must be among pull, push, delete, *');
   return { repositories: [...r.repositories], actions: [...new Set(r.actions)] };
 }
 
@@ -118,7 +129,7 @@ export class Robots {
 
   async create(input: { name: string; owner: string; description?: string; restriction: Restriction; expiresAt?: number | null }): Promise<{ secret: string; record: RobotRecord }> {
     const name = robotName(input.name);
-    if (this.declared.has(name)) throw new RobotError(409, `${name} is declared in the configuration`);
+    if (this.declared.has(name)) throw new RobotError('conflict', `${name} is declared in the configuration`);
     const secret = mintSecret(ROBOT_PREFIX);
     const record: RobotRecord = {
       name,
@@ -131,16 +142,16 @@ export class Robots {
       source: 'api',
       secretHash: sha256Hex(secret),
     };
-    if (!(await this.store.setIfAbsent(K.rec(name), JSON.stringify(record)))) throw new RobotError(409, `${name} exists already`);
+    if (!(await this.store.setIfAbsent(K.rec(name), JSON.stringify(record)))) throw new RobotError('conflict', `${name} exists already`);
     await this.store.set(K.bySecret(record.secretHash), name);
     await this.store.sadd(K.all, name);
     return { secret, record };
   }
 
   private async mutable(name: string): Promise<RobotRecord> {
-    if (this.declared.has(name)) throw new RobotError(409, `${name} is declared in the configuration: change it there`);
+    if (this.declared.has(name)) throw new RobotError('conflict', `${name} is declared in the configuration: change it there`);
     const rec = await this.get(name);
-    if (!rec) throw new RobotError(404, `no robot ${name}`);
+    if (!rec) throw new RobotError('not_found', `no robot ${name}`);
     return rec;
   }
 

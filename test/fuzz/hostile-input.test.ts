@@ -91,7 +91,7 @@ describe('hostile input', () => {
         const res = await ask();
         const first = res.status === 200 ? ((await res.clone().json()) as { token: string; refresh_token?: string }) : null;
         await expectRegistryError(res);
-        // The repeat is answered ahead of Koa from the reuse cache (fast-path.ts) when the first
+        // The repeat is answered ahead of Koa from the reuse cache (token/pipeline.ts) when the first
         // was granted; either way it must agree with the first answer.
         const again = await ask();
         expect(again.status).toBe(res.status);

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { robotName, RobotError, type RobotRecord, type RobotUsage, type Robots } from '../../robots/robots.js';
-import { HttpError } from '../errors.js';
+import { HttpError, httpErrorOf } from '../errors.js';
 import type { WebDeps } from '../web/deps.js';
 import { apiCaller, jsonBody } from './caller.js';
 import { robotInput } from '../web/robot-form.js';
@@ -44,7 +44,7 @@ export function mountRobotApi(router: Router, d: RobotApiDeps): void {
     try {
       await f();
     } catch (e) {
-      if (e instanceof RobotError) throw new HttpError(e.status, e.status === 404 ? 'NOT_FOUND' : e.status === 409 ? 'CONFLICT' : 'INVALID_REQUEST', e.message);
+      if (e instanceof RobotError) throw httpErrorOf(e);
       throw e;
     }
   };

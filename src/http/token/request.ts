@@ -1,5 +1,4 @@
-import type { Context } from 'koa';
-import { parseScopes, ScopeError, type Scope } from '../../policy/scope.js';
+import { parseScopes, ScopeError, type Scope } from './wire.js';
 import { badRequest } from '../errors.js';
 
 /** A token request, whichever way it arrived (GET + Basic, or POST form as containerd sends it). */
@@ -17,7 +16,6 @@ export interface TokenRequest {
 
 export const MAX_SCOPES = 64;
 const BERTH_SECRET = /^berth_(pat|rbt|rt)_/;
-export const MAX_QUERY_LENGTH = 8192;
 const MAX_CREDENTIAL_LENGTH = 8192;
 
 function one(value: unknown, name: string): string | undefined {
@@ -67,39 +65,39 @@ function scopesOf(params: string[]): Scope[] {
   }
 }
 
-export function parseTokenRequest(ctx: Context): TokenRequest {
-  if (ctx.method === 'POST') {
-    const form = (ctx.request as { body?: unknown }).body;
-    if (!ctx.is('application/x-www-form-urlencoded') || !form || typeof form !== 'object') throw badRequest('POST needs an application/x-www-form-urlencoded body');
-    const f = form as Record<string, unknown>;
-    const grant = one(f.grant_type, 'grant_type');
-    const clientId = one(f.client_id, 'client_id');
-    if (!clientId) throw badRequest('missing client_id');
-    const service = one(f.service, 'service') ?? '';
-    const scopes = scopesOf(many(f.scope, 'scope'));
-    const offline = one(f.access_type, 'access_type') === 'offline';
-    if (grant === 'password') {
-      const username = one(f.username, 'username');
-      const password = one(f.password, 'password');
-      if (!username || password === undefined) throw badRequest('grant_type=password needs username and password');
-      if (password.length > MAX_CREDENTIAL_LENGTH) throw badRequest('password too long');
-      return { method: 'POST', grantType: 'password', username, password, refreshToken: '', service, scopes, offline, clientId };
-    }
-    if (grant === 'refresh_token') {
-      const refreshToken = one(f.refresh_token, 'refresh_token');
-      if (!refreshToken) throw badRequest('grant_type=refresh_token needs refresh_token');
-      return { method: 'POST', grantType: 'refresh_token', username: '', password: '', refreshToken, service, scopes, offline, clientId };
-    }
-    throw badRequest(grant ? `unsupported grant_type ${JSON.stringify(grant.slice(0, 40))}` : 'missing grant_type');
-  }
+/** Parameters as node:querystring gives them (a name given twice is an array). */
+export type Params = Record<string, string | string[] | undefined>;
 
-  const q = ctx.query;
+/** A POST form (the body already read and decoded by body.ts's readForm). */
+export function parsePostRequest(f: Params): TokenRequest {
+  const grant = one(f.grant_type, 'grant_type');
+  const clientId = one(f.client_id, 'client_id');
+  if (!clientId) throw badRequest('missing client_id');
+  const service = one(f.service, 'service') ?? '';
+  const scopes = scopesOf(many(f.scope, 'scope'));
+  const offline = one(f.access_type, 'access_type') === 'offline';
+  if (grant === 'password') {
+    const username = one(f.username, 'username');
+    const password = one(f.password, 'password');
+    if (!username || password === undefined) throw badRequest('grant_type=password needs username and password');
+    if (password.length > MAX_CREDENTIAL_LENGTH) throw badRequest('password too long');
+    return { method: 'POST', grantType: 'password', username, password, refreshToken: '', service, scopes, offline, clientId };
+  }
+  if (grant === 'refresh_token') {
+    const refreshToken = one(f.refresh_token, 'refresh_token');
+    if (!refreshToken) throw badRequest('grant_type=refresh_token needs refresh_token');
+    return { method: 'POST', grantType: 'refresh_token', username: '', password: '', refreshToken, service, scopes, offline, clientId };
+  }
+  throw badRequest(grant ? `unsupported grant_type ${JSON.stringify(grant.slice(0, 40))}` : 'missing grant_type');
+}
+
+/** A GET: query parameters and the Authorization header (Basic, or none for anonymous). */
+export function parseGetRequest(q: Params, auth: string): TokenRequest {
   const service = one(q.service, 'service') ?? '';
   const scopes = scopesOf(many(q.scope, 'scope'));
   const account = one(q.account, 'account');
   const offline = one(q.offline_token, 'offline_token') === 'true';
   const clientId = one(q.client_id, 'client_id') ?? '';
-  const auth = ctx.get('authorization');
   if (auth.length > MAX_CREDENTIAL_LENGTH) throw badRequest('Authorization header too long');
   const basic = parseBasic(auth || undefined);
   // Clients that split `robot:NAME:SECRET` at the first colon themselves send account=robot (gh for gh:alice).

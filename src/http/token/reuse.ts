@@ -1,10 +1,11 @@
 import { hash, randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { ScopeDecision } from '../../policy/acl.js';
+import { getBody } from './wire.js';
 
 export interface ReusableAnswer {
   token: string;
   /** `issued_at` as the fresh answer gave it. */
-  issuedAtText?: string;
+  issuedAtText: string;
   issuedAt: number;
   /** Seconds since epoch at which the registry token expires. */
   expiresAt: number;
@@ -17,8 +18,8 @@ export interface ReusableAnswer {
   verifiedAt?: number | undefined;
   account: string;
   kind: string;
-  /** The audit summary of the original decision, logged again for each reuse. */
-  decisions: unknown;
+  /** The original decisions, summarised in the audit line of a reuse (at debug). */
+  decisions: ScopeDecision[];
   outcome: 'granted' | 'partial' | 'denied';
 }
 
@@ -28,13 +29,6 @@ export interface ReusableAnswer {
  * at 10,000 entries let a stream of distinct requests push RSS past 200 MB).
  */
 const MAX_ENTRIES = 4096;
-
-/**
- * The key fast-path.ts computed for a request it could not answer, left on the request so that the
- * pipeline storing the answer does not hash the same text again.
- */
-export const REUSE_KEY = Symbol('berth.reuseKey');
-export type KeyedRequest = IncomingMessage & { [REUSE_KEY]?: string };
 
 /**
  * One `docker push` asks for the same token several times within a second or two (one per blob
@@ -83,16 +77,12 @@ export class TokenReuse {
     if (answer.verifiedAt !== undefined) answer.reusableUntil = Math.min(answer.reusableUntil, Math.floor(answer.verifiedAt / 1000) + this.windowSeconds);
     if (this.windowSeconds <= 0 || answer.reusableUntil <= answer.issuedAt) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
-    answer.issuedAtText = new Date(answer.issuedAt * 1000).toISOString();
     this.entries.set(key, answer);
   }
 
-  /**
-   * The GET response body for a hit at `now` (the fields of a fresh answer). A JWT is base64url and
-   * dots, and the date is ISO 8601: nothing in them needs JSON escaping.
-   */
+  /** The GET answer for a hit at `now`: the fresh answer's body (wire.ts) with the time left. */
   static body(a: ReusableAnswer, now: number): string {
-    return `{"token":"${a.token}","access_token":"${a.token}","expires_in":${a.expiresAt - now},"issued_at":"${a.issuedAtText}"}`;
+    return getBody({ token: a.token, expiresIn: a.expiresAt - now, issuedAtText: a.issuedAtText });
   }
 
   clear(): void {
