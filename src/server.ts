@@ -2,9 +2,7 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { durationToSeconds } from './config/duration.js';
 import type { Config } from './app/load-config.js';
 import type { CallbackConnector, Connector } from './connectors/connector.js';
 import { createLocalConnector } from './connectors/local/index.js';
@@ -14,6 +12,8 @@ import { FederationVerifier } from './federation/verifier.js';
 import { mountRobotApi } from './http/api/robots.js';
 import { mountTokenApi } from './http/api/tokens.js';
 import { createApp } from './http/app.js';
+import { openStore, resolveSigningKey } from './app/resources.js';
+import { mountOperations } from './http/operations.js';
 import { parseBodies } from './http/body.js';
 import { mountDeviceRoutes } from './http/device/routes.js';
 import { clientResolver } from './http/client-ip.js';
@@ -42,11 +42,9 @@ import { Metrics } from './observability/metrics.js';
 import { Robots, robotName } from './robots/robots.js';
 import { RobotVerifier } from './robots/verifier.js';
 import { AuthLimiter } from './security/auth-limiter.js';
-import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
 import type { Store, Unsubscribe } from './store/store.js';
-import { ensureKeyPair } from './tokens/keygen.js';
-import { loadSigningKey, type SigningKey } from './tokens/keys.js';
+import type { SigningKey } from './tokens/keys.js';
 import { Pats } from './tokens/pats.js';
 import { RefreshTokens } from './tokens/refresh-tokens.js';
 import { RegistryTokenSigner } from './tokens/registry-jwt.js';
@@ -99,29 +97,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function openStore(config: Config, log: Logger): Promise<Store> {
-  const s = config.raw.store;
-  if (s.type === 'memory') return new MemoryStore();
-  const r = s.redis ?? { keyPrefix: 'berth:' };
-  const store = new RedisStore({ url: r.url, keyPrefix: r.keyPrefix, sentinels: r.sentinels, name: r.name, cluster: r.cluster, password: r.password, db: r.db, log });
-  try {
-    await store.open();
-  } catch (e) {
-    // Start anyway: static users keep working and /readyz reports the store until it returns.
-    log.error({ err: (e as Error).message }, 'redis not reachable at start; retrying in the background');
-  }
-  return store;
-}
-
-async function resolveSigningKey(config: Config, log: Logger): Promise<{ key: SigningKey; certificatePath: string | null }> {
-  if (config.token.signingKey) {
-    return { key: config.token.signingKey, certificatePath: config.raw.token.certificate ? resolve(config.baseDir, config.raw.token.certificate) : null };
-  }
-  const pair = await ensureKeyPair(config.token.generatedKeyDir, config.token.generatedKeyAlg);
-  log.info({ certificate: pair.certPath, created: pair.created }, 'no token.key configured: using a generated signing key; point the registry rootcertbundle at this certificate');
-  return { key: await loadSigningKey(pair.keyPem, pair.certPem), certificatePath: pair.certPath };
-}
-
 /** Lives as long as the process: the store connection and the metric counters survive reloads. */
 interface Shared {
   store: Store;
@@ -145,10 +120,10 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   // nothing sealed outlives the process anyway.
   const sealer = raw.secrets.encryptionKey ? new Sealer(raw.secrets.encryptionKey) : Sealer.random();
   const accounts = new Accounts(store, sealer, namespace);
-  const pats = new Pats(store, { defaultTTLSeconds: durationToSeconds(raw.pats.defaultTTL), maxTTLSeconds: durationToSeconds(raw.pats.maxTTL), maxPerUser: raw.pats.maxPerUser }, refreshTokens);
+  const pats = new Pats(store, { defaultTTLSeconds: config.seconds.patsDefaultTTL, maxTTLSeconds: config.seconds.patsMaxTTL, maxPerUser: raw.pats.maxPerUser }, refreshTokens);
   const connectors = new Map<string, CallbackConnector>();
   for (const [id, c] of createConnectors(raw.connectors, { publicURL, ...(shared.fetch ? { fetch: shared.fetch } : {}) })) connectors.set(id, instrumentConnector(c, metrics));
-  const ca = { ttlSeconds: durationToSeconds(raw.continuousAccess.ttl), graceSeconds: durationToSeconds(raw.continuousAccess.grace) };
+  const ca = { ttlSeconds: config.seconds.continuousAccessTTL, graceSeconds: config.seconds.continuousAccessGrace };
   // The static users are a sign-in source like the others; their passwords go through the gate,
   // which is built below (the closure runs only at sign-in).
   const local = createLocalConnector(config.users, (u, p, ip) => credentials.password(u, p, ip, { only: ['static'] }));
@@ -178,7 +153,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const limiter = new AuthLimiter(
     store,
     store instanceof RedisStore ? store.rawClient : null,
-    { failuresPerAccount: limits.failuresPerAccount, failuresPerAccountTotal: limits.failuresPerAccountTotal, failuresPerIP: limits.failuresPerIP, windowSeconds: durationToSeconds(limits.window), lockoutSeconds: durationToSeconds(limits.lockout) },
+    { failuresPerAccount: limits.failuresPerAccount, failuresPerAccountTotal: limits.failuresPerAccountTotal, failuresPerIP: limits.failuresPerIP, windowSeconds: config.seconds.limitsWindow, lockoutSeconds: config.seconds.limitsLockout },
     fingerprintKey,
   );
   const patVerifier = new PatVerifier(pats, accounts, access, refreshTokens);
@@ -218,32 +193,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     appTitle: raw.web.title,
   });
   app.use(parseBodies({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '64kb' }));
-  const jwks = { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) };
-  router.get('/.well-known/jwks.json', (ctx) => {
-    ctx.set('Cache-Control', 'public, max-age=300');
-    ctx.body = jwks;
-  });
-  router.get('/metrics', async (ctx) => {
-    ctx.type = metrics.registry.contentType;
-    ctx.body = await metrics.registry.metrics();
-  });
-  router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
-  });
-  router.get('/readyz', async (ctx) => {
-    let storeOk = true;
-    try {
-      await Promise.race([store.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), 1000).unref())]);
-    } catch {
-      storeOk = false;
-    }
-    // Without its subscriptions a replica keeps granting what another replica revoked (until the
-    // reuse window ends): not ready. The store has logged why.
-    const pubsub = store.subscriptionProblem();
-    const ready = storeOk && pubsub === null;
-    ctx.status = ready ? 200 : 503;
-    ctx.body = { status: ready ? 'ready' : 'not ready', checks: { store: storeOk ? 'ok' : 'unreachable', pubsub: pubsub ?? 'ok', signingKey: 'ok', config: 'ok' } };
-  });
+  mountOperations(router, { store, metrics, jwks: { keys: [key, ...config.token.publishedKeys].map((k) => ({ ...k.jwk, kid: k.thumbprintKid, alg: k.alg, use: 'sig' })) } });
 
   const webDeps: WebDeps = {
     env: { appTitle: raw.web.title, registryHost: raw.web.registryHost, demo: raw.demo === true },
@@ -257,7 +207,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
     accounts,
     access,
     pats,
-    sessions: new Sessions(store, durationToSeconds(raw.web.sessionTTL), publicURL.startsWith('https:')),
+    sessions: new Sessions(store, config.seconds.webSessionTTL, publicURL.startsWith('https:')),
     recheckMinutes: Math.round(ca.ttlSeconds / 60),
     loginStarts: new LoginStarts(store),
     isAdmin,

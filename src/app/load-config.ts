@@ -22,6 +22,16 @@ import { parseStandardCidr } from '../util/ip.js';
 export interface Config {
   raw: RawConfig;
   baseDir: string;
+  /** Every other duration of the file, in seconds, so that nothing downstream converts units. */
+  seconds: {
+    patsDefaultTTL: number;
+    patsMaxTTL: number;
+    continuousAccessTTL: number;
+    continuousAccessGrace: number;
+    limitsWindow: number;
+    limitsLockout: number;
+    webSessionTTL: number;
+  };
   server: { host: string | undefined; port: number; publicURL: string | undefined; tls: { key: string; cert: string } | null; trustProxy: boolean; trustedProxies: string[] | undefined; realIPHeader: string | undefined };
   token: {
     issuer: string;
@@ -256,6 +266,15 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
   return {
     raw,
     baseDir,
+    seconds: {
+      patsDefaultTTL: durationToSeconds(raw.pats.defaultTTL),
+      patsMaxTTL: durationToSeconds(raw.pats.maxTTL),
+      continuousAccessTTL: durationToSeconds(raw.continuousAccess.ttl),
+      continuousAccessGrace: durationToSeconds(raw.continuousAccess.grace),
+      limitsWindow: durationToSeconds(raw.limits.window),
+      limitsLockout: durationToSeconds(raw.limits.lockout),
+      webSessionTTL: durationToSeconds(raw.web.sessionTTL),
+    },
     server: { ...addr, publicURL: raw.server.publicURL?.replace(/\/$/, ''), tls, trustProxy: raw.server.trustProxy, trustedProxies: raw.server.trustedProxies, realIPHeader: raw.server.realIPHeader },
     token: {
       issuer: raw.token.issuer,
