@@ -136,6 +136,8 @@ describe('docker-credential-berth with skopeo and a browser', () => {
     await page.goto(url);
     // Not signed in yet: the sign-in page, which comes back to this code afterwards.
     expect(new URL(page.url()).searchParams.get('returnTo')).toBe(`/device?user_code=${code}`);
+    // …and says why the person is there.
+    await expect(page.getByText('Please sign in to open that page.').isVisible()).resolves.toBe(true);
     await signInAtProvider(page, 'alice', 'alice-pw');
     expect(page.url()).toBe(`${berth.url}/device?user_code=${code}`);
     // The link only fills in the code; the person sends the form (CSRF-checked) to look it up.

@@ -9,6 +9,7 @@ import { errorPage } from '../web/pages.js';
 import { sendPage } from '../web/html.js';
 import { currentViewer, type Viewer } from '../web/viewer.js';
 import { Sessions } from '../web/session.js';
+import { signInFor } from '../web/routes.js';
 import { DEFAULT_DEVICE_SETTINGS, DeviceGrants, type DeviceFlowSettings, type PendingGrant } from './grants.js';
 import { deviceConfirmPage, deviceDonePage, deviceEntryPage } from './pages.js';
 import { formatUserCode, normalizeUserCode } from './user-code.js';
@@ -203,7 +204,7 @@ export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
       if (!v) {
         const code = normalizeUserCode(raw);
         const back = code ? `/device?user_code=${formatUserCode(code)}` : '/device';
-        return ctx.redirect(`/?returnTo=${encodeURIComponent(back)}`);
+        return ctx.redirect(signInFor(back));
       }
       // A GET only fills in the form. Anyone can make a browser open this link (a redirect, an
       // <img>), so looking the code up here would let other sites spend the person's wrong-code
