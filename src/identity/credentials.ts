@@ -49,7 +49,8 @@ const GUESSABLE: ReadonlySet<CredentialKind> = new Set(['static']);
  * token — passes here, under one set of rules:
  *
  *   1. classify   by shape, once; a kind the entry point does not take is refused
- *   2. recall     a username + secret verified within `rememberSeconds` is not verified again (a pull
+ *   2. recall     a username + secret verified within `rememberSeconds` is not verified again, and one
+ *                 being verified is waited for rather than verified twice (a pull
  *                 of several images presents one PAT with a new scope each time). Keys are a salted
  *                 hash (no secret kept), entries never outlive the principal's reusableUntil, CI ID
  *                 tokens are never remembered, and forget() (every revocation any replica
@@ -64,6 +65,8 @@ const GUESSABLE: ReadonlySet<CredentialKind> = new Set(['static']);
 export class Credentials {
   private readonly salt = randomBytes(32).toString('latin1');
   private readonly remembered = new Map<string, { principal: Principal; until: number }>();
+  /** Verifications in flight, by the same key: concurrent identical requests share one. */
+  private readonly verifying = new Map<string, Promise<Principal>>();
   /** Bumped by forget(), so that a verification in flight across a revocation is not remembered. */
   private generation = 0;
   private readonly byKind: ReadonlyMap<CredentialKind, CredentialVerifier>;
@@ -82,6 +85,8 @@ export class Credentials {
   forget(): void {
     this.generation++;
     this.remembered.clear();
+    // A request arriving after a revocation must not join a verification that began before it.
+    this.verifying.clear();
   }
 
   /** Which kind of credential a password is, by its shape. */
@@ -113,7 +118,24 @@ export class Credentials {
     if (remember) {
       const known = this.remembered.get(key);
       if (known && known.until > now) return known.principal;
+      // The same pair already being verified (many connections of one client, or everyone at once
+      // when a remembered pair expires): wait for that answer instead of verifying it again. Without
+      // this, 50 connections of one static user ran 50 bcrypt hashes at every expiry (p99 1.5 s).
+      const pending = this.verifying.get(key);
+      if (pending) return pending;
     }
+    const verification = this.verify(kind, who, username, password, clientIp, opts, key, remember, now);
+    if (!remember) return verification;
+    this.verifying.set(key, verification);
+    try {
+      return await verification;
+    } finally {
+      if (this.verifying.get(key) === verification) this.verifying.delete(key);
+    }
+  }
+
+  /** Steps 3–5 for one pair: lockout, verify, count; remembered on success unless a forget() came meanwhile. */
+  private async verify(kind: CredentialKind, who: string, username: string, password: string, clientIp: string, opts: PasswordOptions, key: string, remember: boolean, now: number): Promise<Principal> {
     if (GUESSABLE.has(kind)) await this.limiter?.check(who, clientIp);
     // Noted before the await: a forget() landing meanwhile must not be undone by storing this result.
     const generation = this.generation;

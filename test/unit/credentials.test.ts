@@ -199,6 +199,45 @@ describe('remembered credentials', () => {
     expect(v.calls).toBe(4);
   });
 
+  it('verifies concurrent identical requests once (no bcrypt stampede when a remembered pair expires)', async () => {
+    const v = new CountingVerifier('pat');
+    let release: (() => void) | undefined;
+    v.answer = () => new Promise((resolve) => (release = () => resolve({ account: 'alice', kind: 'pat', labels: {} })));
+    const c = credentials(v);
+    const all = Array.from({ length: 50 }, () => c.password('alice', 'pat_same', '127.0.0.1'));
+    while (!release) await Promise.resolve();
+    release();
+    expect((await Promise.all(all)).every((p) => p.account === 'alice')).toBe(true);
+    expect(v.calls).toBe(1);
+    // A failure is shared the same way, and counted once.
+    const limiter = new RecordingLimiter();
+    const failing = new CountingVerifier('pat');
+    let fail: (() => void) | undefined;
+    failing.answer = () => new Promise((_, reject) => (fail = () => reject(new AuthenticationError('no'))));
+    const cf = credentials(failing, 10, limiter);
+    const refused = Array.from({ length: 5 }, () => cf.password('alice', 'pat_bad', '127.0.0.1').catch((e: Error) => e.message));
+    while (!fail) await Promise.resolve();
+    fail();
+    expect(await Promise.all(refused)).toEqual(['no', 'no', 'no', 'no', 'no']);
+    expect(failing.calls).toBe(1);
+    expect(limiter.failures).toHaveLength(1);
+  });
+
+  it('a request after a revocation does not join a verification that began before it', async () => {
+    const v = new CountingVerifier('pat');
+    const releases: (() => void)[] = [];
+    v.answer = () => new Promise((resolve) => releases.push(() => resolve({ account: 'alice', kind: 'pat', labels: {} })));
+    const c = credentials(v);
+    const before = c.password('alice', 'pat_r', '127.0.0.1');
+    while (releases.length < 1) await Promise.resolve();
+    c.forget();
+    const after = c.password('alice', 'pat_r', '127.0.0.1');
+    while (releases.length < 2) await Promise.resolve();
+    for (const r of releases) r();
+    await Promise.all([before, after]);
+    expect(v.calls).toBe(2);
+  });
+
   it('hands out the remembered principal frozen, so no caller can change it for the next', async () => {
     const c = credentials(new CountingVerifier('pat', { labels: { groups: ['a'] } }));
     const p = await c.password('alice', 'pat_z', '127.0.0.1');
