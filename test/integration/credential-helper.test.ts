@@ -492,7 +492,7 @@ describe('device authorization endpoints (replicas sharing Redis)', () => {
   it('sends people who are not signed in to sign-in and back, and limits wrong codes per session', async () => {
     const anon = await fetch(`${a.url}/device?user_code=bcdf-ghjk`, { redirect: 'manual' });
     expect(anon.status).toBe(302);
-    expect(anon.headers.get('location')).toBe(`/?returnTo=${encodeURIComponent('/device?user_code=BCDF-GHJK')}`);
+    expect(anon.headers.get('location')).toBe(`/?returnTo=${encodeURIComponent('/device?user_code=BCDF-GHJK')}&error=sign_in_required`);
 
     const c = await deviceCode(a);
     const jar = await signIn(a);
