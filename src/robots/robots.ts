@@ -38,14 +38,6 @@ export class RobotError extends Error {
   ) {
     super(message);
   }
-
-  /**
-   * @deprecated the HTTP status, for src/http/web/robots-page.ts until it uses httpErrorOf()
-   * (src/http/errors.ts); the domain speaks in `reason`.
-   */
-  get status(): 400 | 404 | 409 {
-    return this.reason === 'not_found' ? 404 : this.reason === 'conflict' ? 409 : 400;
-  }
 }
 
 const K = {

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { RobotError, type RobotRecord, type Robots } from '../../robots/robots.js';
-import { HttpError } from '../errors.js';
+import { httpErrorOf, HttpError } from '../errors.js';
 import { robotInput } from './robot-form.js';
 import type { WebDeps } from './deps.js';
 import { html, layout, sendPage } from './html.js';
@@ -133,7 +133,7 @@ export function mountRobotPages(router: Router, d: WebDeps, robots: Robots, isAd
       d.log.info({ audit: `robot.${ctx.params.verb}`, account: g.account.name, robot: name, via: 'web' }, `robot ${ctx.params.verb}`);
       await show(ctx, g, { notice: `${name}: ${ctx.params.verb}d.` });
     } catch (e) {
-      if (e instanceof RobotError) return show(ctx, g, { error: e.message }, e.status);
+      if (e instanceof RobotError) return show(ctx, g, { error: e.message }, httpErrorOf(e)!.status);
       throw e;
     }
   });
