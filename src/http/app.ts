@@ -2,7 +2,7 @@ import { METHODS, type IncomingMessage } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
-import { answerError, HttpError, httpErrorOf, internalError, MAX_QUERY_LENGTH, uriTooLong, type ErrorFormat } from './errors.js';
+import { answerError, errorFormatOf, HttpError, httpErrorOf, internalError, MAX_QUERY_LENGTH, uriTooLong } from './errors.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { clientResolver, type ClientInfo } from './client-ip.js';
 import { loggableHeaders } from '../log.js';
@@ -22,19 +22,6 @@ export interface AppOptions {
 }
 
 /** A path as the router matches it: case-blind, one optional trailing slash. */
-const routeKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
-
-/**
- * The format of errors on a path: JSON where the answers are JSON, a page where a browser asks. The
- * token endpoint is not here: its pipeline (src/http/token/pipeline.ts) answers all its requests,
- * errors included, in the registry's format, ahead of Koa.
- */
-function errorFormat(path: string): ErrorFormat {
-  const p = routeKey(path);
-  if (p === '/device/code' || p === '/device/token') return 'oauth';
-  if (p === '/api' || p.startsWith('/api/') || p === '/healthz' || p === '/readyz' || p === '/metrics' || p.startsWith('/.well-known/')) return 'registry';
-  return 'page';
-}
 
 /**
  * The Koa application shell: error containment (no stack traces or 500 bodies for bad input) and
@@ -63,7 +50,8 @@ export function createApp(opts: AppOptions): { app: Koa; router: Router } {
   // gets (with Allow) instead of the router's plain-text 501.
   const router = new Router({ methods: [...METHODS] });
   app.use(async (ctx, next) => {
-    const format = errorFormat(ctx.path);
+    // Each route declared who reads its errors where it was mounted (declareErrorFormat).
+    const format = errorFormatOf(router, ctx.path);
     const answer = (err: HttpError) => answerError(ctx, err, format, appTitle);
     try {
       if (ctx.querystring.length > MAX_QUERY_LENGTH) throw uriTooLong();

@@ -53,6 +53,33 @@ export function httpErrorOf(e: unknown): HttpError | null {
 /** Who reads an error, chosen by the route that answers: registry clients and scripts, OAuth device clients, people. */
 export type ErrorFormat = 'registry' | 'oauth' | 'page';
 
+/**
+ * The error format each mounted route declared, per router: a route says who reads its errors where it
+ * is mounted (`declareErrorFormat(router, '/api/', 'registry')`), so the app's error handler needs no
+ * list of paths. A path ending in `/` covers everything under it. Undeclared paths are pages.
+ */
+const declared = new WeakMap<object, { exact: Map<string, ErrorFormat>; under: [string, ErrorFormat][] }>();
+const formatKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
+
+export function declareErrorFormat(router: object, path: string, format: ErrorFormat): void {
+  let d = declared.get(router);
+  if (!d) declared.set(router, (d = { exact: new Map(), under: [] }));
+  if (path.endsWith('/')) {
+    d.under.push([path.toLowerCase(), format]);
+    d.exact.set(formatKey(path), format);
+  } else d.exact.set(formatKey(path), format);
+}
+
+export function errorFormatOf(router: object, path: string): ErrorFormat {
+  const d = declared.get(router);
+  if (!d) return 'page';
+  const key = formatKey(path);
+  const exact = d.exact.get(key);
+  if (exact) return exact;
+  for (const [prefix, format] of d.under) if (key.startsWith(prefix)) return format;
+  return 'page';
+}
+
 /** Translator 1, registry JSON (Docker's token spec, distribution's API): `{"errors":[{"code","message"}]}`. */
 export function registryErrorJson(err: HttpError): string {
   return JSON.stringify(errorBody(err.code, err.message));

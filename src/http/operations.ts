@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/store.js';
+import { declareErrorFormat } from './errors.js';
 
 export interface OperationsDeps {
   store: Store;
@@ -11,6 +12,8 @@ export interface OperationsDeps {
 
 /** What operators and registries read besides tokens: the key set, metrics, liveness and readiness. */
 export function mountOperations(router: Router, d: OperationsDeps): void {
+  // Probes and registries read these as JSON.
+  for (const p of ['/healthz', '/readyz', '/metrics', '/.well-known/']) declareErrorFormat(router, p, 'registry');
   router.get('/.well-known/jwks.json', (ctx) => {
     ctx.set('Cache-Control', 'public, max-age=300');
     ctx.body = d.jwks;

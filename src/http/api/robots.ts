@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { robotName, RobotError, type RobotRecord, type RobotUsage, type Robots } from '../../robots/robots.js';
-import { HttpError, httpErrorOf } from '../errors.js';
+import { declareErrorFormat, HttpError, httpErrorOf } from '../errors.js';
 import type { WebDeps } from '../web/deps.js';
 import { apiCaller, jsonBody } from './caller.js';
 import { robotInput } from '../web/robot-form.js';
@@ -34,6 +34,7 @@ export function robotView(r: RobotRecord & { lastUsed?: RobotUsage }) {
  * rotate, disable/enable, delete. Secrets are returned once, by create and rotate.
  */
 export function mountRobotApi(router: Router, d: RobotApiDeps): void {
+  declareErrorFormat(router, '/api/', 'registry');
   const admin = async (ctx: Context): Promise<CurrentAccount> => {
     const c = await apiCaller(ctx, d.web);
     if (c.pat?.restriction) throw new HttpError(403, 'DENIED', 'a restricted token cannot manage robots');

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CurrentAccount } from '../../identity/continuous-access.js';
 import { PatPolicyError, type PatRecord, type PatUsage } from '../../tokens/pats.js';
-import { HttpError } from '../errors.js';
+import { declareErrorFormat, HttpError } from '../errors.js';
 import type { WebDeps } from '../web/deps.js';
 import { apiCaller, jsonBody } from './caller.js';
 import { parseTokenInput } from '../web/token-form.js';
@@ -24,6 +24,8 @@ function view(p: PatRecord & { lastUsed?: PatUsage }) {
  * an unrestricted one.
  */
 export function mountTokenApi(router: Router, d: WebDeps): void {
+  // Scripts read the JSON API: its errors are registry-style JSON.
+  declareErrorFormat(router, '/api/', 'registry');
   const caller = async (ctx: Context): Promise<CurrentAccount> => {
     const c = await apiCaller(ctx, d);
     if (c.pat?.restriction) throw new HttpError(403, 'DENIED', 'a restricted token cannot manage tokens');

@@ -10,6 +10,7 @@ import { sendPage } from '../web/html.js';
 import { currentViewer, type Viewer } from '../web/viewer.js';
 import { Sessions } from '../web/session.js';
 import { signInFor } from '../web/routes.js';
+import { declareErrorFormat } from '../errors.js';
 import { DEFAULT_DEVICE_SETTINGS, DeviceGrants, type DeviceFlowSettings, type PendingGrant } from './grants.js';
 import { deviceConfirmPage, deviceDonePage, deviceEntryPage } from './pages.js';
 import { formatUserCode, normalizeUserCode } from './user-code.js';
@@ -57,6 +58,9 @@ const CLIENT_ID = /^[\x21-\x7e]{1,100}$/;
  * approval creates a PAT for the approving account, handed to the device on its next poll.
  */
 export function mountDeviceRoutes(router: Router, deps: DeviceDeps): void {
+  // Devices (RFC 8628 clients) read OAuth JSON errors; the person's pages under /device are pages.
+  declareErrorFormat(router, '/device/code', 'oauth');
+  declareErrorFormat(router, '/device/token', 'oauth');
   const d = deps.web;
   const grants = new DeviceGrants(deps.store, deps.sealer, { ...DEFAULT_DEVICE_SETTINGS, ...deps.settings });
   const s = grants.settings;
