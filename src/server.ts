@@ -19,7 +19,8 @@ import { mountDeviceRoutes } from './http/device/routes.js';
 import { clientResolver } from './http/client-ip.js';
 import { configWarnings } from './app/config-warnings.js';
 import { LoginStarts } from './http/web/login-rate.js';
-import { routeKey, tokenPipeline, type TokenOutcome } from './http/token/pipeline.js';
+import { tokenPipeline, type TokenOutcome } from './http/token/pipeline.js';
+import { routeKey } from './http/route-key.js';
 import type { WebDeps } from './http/web/deps.js';
 import { mountRobotPages } from './http/web/robots-page.js';
 import { mountWebRoutes } from './http/web/routes.js';
@@ -115,7 +116,7 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const signer = new RegistryTokenSigner(key, config.token.issuer, config.token.ttlSeconds, config.token.kidFormat);
   const refreshTokens = new RefreshTokens(store, config.token.refreshTTLSeconds);
   const staticUsers = new StaticUsers(config.users);
-  const namespace = new AccountNamespace(namespaceSources(raw, config.users));
+  const namespace = new AccountNamespace(namespaceSources(raw, config.users.keys()));
   // Without a configured key (only possible with the memory store, the loader insists otherwise)
   // nothing sealed outlives the process anyway.
   const sealer = raw.secrets.encryptionKey ? new Sealer(raw.secrets.encryptionKey) : Sealer.random();

@@ -252,7 +252,7 @@ export async function buildConfig(doc: unknown, baseDir: string): Promise<Config
     }
   });
   // One account namespace: refuse a file in which two sources could produce the same account name.
-  if (connectorsSection && federationSection) problems.push(...namespaceProblems(namespaceSources({ connectors: connectorsSection, federation: federationSection }, [...users.keys()])));
+  if (connectorsSection && federationSection) problems.push(...namespaceProblems(namespaceSources({ connectors: connectorsSection, federation: federationSection }, users.keys())));
   problems.push(...githubGroupProblems(connectorsSection ?? [], aclSection ?? [], section(interpolated, 'admin')));
   // Replicas (and a restarted process) must read each other's sealed upstream tokens and agree on
   // failure fingerprints: with Redis a per-process random key would silently break both.

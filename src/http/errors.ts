@@ -5,6 +5,7 @@ import { StoreUnavailableError } from '../store/store.js';
 import { FederationUnavailableError } from '../federation/verifier.js';
 import { RobotError } from '../robots/robots.js';
 import { errorBody } from './token/wire.js';
+import { routeKey } from './route-key.js';
 import { sendPage } from './web/html.js';
 import { errorPage } from './web/pages.js';
 
@@ -59,21 +60,20 @@ export type ErrorFormat = 'registry' | 'oauth' | 'page';
  * list of paths. A path ending in `/` covers everything under it. Undeclared paths are pages.
  */
 const declared = new WeakMap<object, { exact: Map<string, ErrorFormat>; under: [string, ErrorFormat][] }>();
-const formatKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
 
 export function declareErrorFormat(router: object, path: string, format: ErrorFormat): void {
   let d = declared.get(router);
   if (!d) declared.set(router, (d = { exact: new Map(), under: [] }));
   if (path.endsWith('/')) {
     d.under.push([path.toLowerCase(), format]);
-    d.exact.set(formatKey(path), format);
-  } else d.exact.set(formatKey(path), format);
+    d.exact.set(routeKey(path), format);
+  } else d.exact.set(routeKey(path), format);
 }
 
 export function errorFormatOf(router: object, path: string): ErrorFormat {
   const d = declared.get(router);
   if (!d) return 'page';
-  const key = formatKey(path);
+  const key = routeKey(path);
   const exact = d.exact.get(key);
   if (exact) return exact;
   for (const [prefix, format] of d.under) if (key.startsWith(prefix)) return format;

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ensureBuilt } from '../helpers/build.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
@@ -11,6 +11,7 @@ import { launchBrowser } from '../helpers/browser.js';
 import { buildOciImage } from '../helpers/oci-image.js';
 import { startSsoStack, type SsoStack } from '../helpers/sso-stack.js';
 import type { RunningRegistry } from '../helpers/registry.js';
+import { promptWatcher, signInAtProvider } from '../helpers/device-prompt.js';
 
 // docker-credential-berth end to end: skopeo, configured to ask the helper for the registry's
 // credentials, triggers a device sign-in; chromium signs in at a real OpenID provider, approves the
@@ -18,7 +19,6 @@ import type { RunningRegistry } from '../helpers/registry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HELPER = join(ROOT, 'dist/credential-helper/main.js');
-const COMPLETE_URI = /\(or open (http:\/\/\S+\/device\?user_code=([A-Z]{4}-[A-Z]{4}))\)/;
 
 
 let work: string;
@@ -79,25 +79,7 @@ function skopeo(u: UserEnv, args: string[], onStderr?: (all: string) => void): P
   return run('skopeo', ['--policy', policy, '--command-timeout', '80s', ...args], u, onStderr);
 }
 
-/** Resolves with the verification_uri_complete and user code once a process has printed them. */
-function promptWatcher(): { onStderr: (all: string) => void; prompt: Promise<{ url: string; code: string }> } {
-  let resolve!: (v: { url: string; code: string }) => void;
-  const prompt = new Promise<{ url: string; code: string }>((r) => (resolve = r));
-  return {
-    onStderr: (all) => {
-      const m = COMPLETE_URI.exec(all);
-      if (m) resolve({ url: m[1]!, code: m[2]! });
-    },
-    prompt,
-  };
-}
 
-async function signInAtProvider(page: Page, username: string, password: string): Promise<void> {
-  await page.getByRole('link', { name: 'Sign in with Corp SSO' }).click();
-  await page.getByLabel(/user/i).fill(username);
-  await page.getByLabel(/password/i).fill(password);
-  await Promise.all([page.waitForURL(new RegExp(`^${berth.url}/device`)), page.getByRole('button', { name: /sign in|log in|continue/i }).click()]);
-}
 
 /** Fails the waiting test with the process's output if it ends before printing a prompt. */
 async function promptOrExit(watch: Promise<{ url: string; code: string }>, proc: Promise<Run>): Promise<{ url: string; code: string }> {
@@ -138,7 +120,7 @@ describe('docker-credential-berth with skopeo and a browser', () => {
     expect(new URL(page.url()).searchParams.get('returnTo')).toBe(`/device?user_code=${code}`);
     // …and says why the person is there.
     await expect(page.getByText('Please sign in to open that page.').isVisible()).resolves.toBe(true);
-    await signInAtProvider(page, 'alice', 'alice-pw');
+    await signInAtProvider(page, berth.url, 'alice', 'alice-pw');
     expect(page.url()).toBe(`${berth.url}/device?user_code=${code}`);
     // The link only fills in the code; the person sends the form (CSRF-checked) to look it up.
     await expect(page.getByLabel('Code').inputValue()).resolves.toBe(code);
@@ -184,7 +166,7 @@ describe('docker-credential-berth with skopeo and a browser', () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${berth.url}/device`);
-    await signInAtProvider(page, 'bob', 'bob-pw');
+    await signInAtProvider(page, berth.url, 'bob', 'bob-pw');
     expect(page.url()).toBe(`${berth.url}/device`);
     await page.getByLabel('Code').fill(code.toLowerCase().replace('-', ' '));
     await page.getByRole('button', { name: 'Continue' }).click();

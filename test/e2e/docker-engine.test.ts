@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { launchBrowser } from '../helpers/browser.js';
 import { ensureBuilt } from '../helpers/build.js';
@@ -12,6 +12,7 @@ import { copy, describeResult } from '../helpers/skopeo.js';
 import { SSO_SERVICE, startSsoStack, type SsoStack } from '../helpers/sso-stack.js';
 import { startTokenRecorder, summarize, type TokenRecorder } from '../helpers/token-recorder.js';
 import { WebClient } from '../helpers/web-client.js';
+import { promptWatcher, signInAtProvider } from '../helpers/device-prompt.js';
 
 // The real Docker Engine (Debian's docker.io: dockerd and the docker CLI 20.10) against Berth and the
 // real registry: `docker login` with a PAT, push, pull, refusal, revocation, logout. A recorder in
@@ -186,25 +187,7 @@ describe('docker login with a PAT, then push, pull, revoke, logout', { timeout: 
   });
 });
 
-/** Resolves with the verification_uri_complete and user code once the helper's prompt has been printed. */
-function promptWatcher(): { onStderr: (all: string) => void; prompt: Promise<{ url: string; code: string }> } {
-  let resolve!: (v: { url: string; code: string }) => void;
-  const prompt = new Promise<{ url: string; code: string }>((r) => (resolve = r));
-  return {
-    onStderr: (all) => {
-      const m = /\(or open (http:\/\/\S+\/device\?user_code=([A-Z]{4}-[A-Z]{4}))\)/.exec(all);
-      if (m) resolve({ url: m[1]!, code: m[2]! });
-    },
-    prompt,
-  };
-}
 
-async function signInAtProvider(page: Page, username: string, password: string): Promise<void> {
-  await page.getByRole('link', { name: 'Sign in with Corp SSO' }).click();
-  await page.getByLabel(/user/i).fill(username);
-  await page.getByLabel(/password/i).fill(password);
-  await Promise.all([page.waitForURL(new RegExp(`^${stack.berth.url}/device`)), page.getByRole('button', { name: /sign in|log in|continue/i }).click()]);
-}
 
 describe('docker with docker-credential-berth in credHelpers', { timeout: 120_000 }, () => {
   let docker: DockerClient;
@@ -238,7 +221,7 @@ describe('docker with docker-credential-berth in credHelpers', { timeout: 120_00
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(url);
-    await signInAtProvider(page, 'alice', 'alice-pw');
+    await signInAtProvider(page, stack.berth.url, 'alice', 'alice-pw');
     // The link only fills in the code; the person sends the form (CSRF-checked) to look it up.
     await expect(page.getByLabel('Code').inputValue()).resolves.toBe(code);
     await page.getByRole('button', { name: 'Continue' }).click();

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { cleanPrefix, redisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
 import { basicAuth, decodeJwt, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { copy, describeResult, inspect, type Creds } from '../helpers/skopeo.js';
 import { WebClient } from '../helpers/web-client.js';
+import { runBin } from '../helpers/run-bin.js';
 
 const SERVICE = 'registry-k8s';
 const ISSUER = 'berth-k8s-test';
@@ -39,26 +39,7 @@ let adminPat: string;
 
 const ref = (repo: string) => `docker://${registry.host}/${repo}:1`;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a compiled bin exactly as kubelet does: argv from its config, the request on stdin, nothing else. */
-function run(bin: string, args: string[], stdin: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.on('error', () => {});
-    child.stdin.end(stdin);
-  });
-}
+const run = runBin;
 
 const pluginArgs = (extra: string[] = []) => ['--registry', registry.host, '--user', 'oidc', ...extra];
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { answer, parseSettings } from '../../src/kubelet-credential-provider/plu
 import { imageRegistry, RequestError, type CredentialProviderResponse } from '../../src/kubelet-credential-provider/protocol.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { startClusterIssuer, type ClusterIssuer } from '../helpers/cluster-issuer.js';
+import { runBin } from '../helpers/run-bin.js';
 
 const REGISTRY = 'registry.example.com';
 const settings = parseSettings(['--registry', REGISTRY, '--audience', 'berth']);
@@ -125,18 +125,7 @@ describe('the credential provider protocol (property tests)', () => {
 });
 
 describe('the compiled plugin on malformed input', { timeout: 60_000 }, () => {
-  const run = (bin: string, args: string[], stdin: string | Buffer) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      child.stdin.on('error', () => {});
-      child.stdin.end(stdin);
-    });
+  const run = (bin: string, args: string[], stdin: string | Buffer) => runBin(bin, args, stdin);
 
   it('exits non-zero with a one-line message and prints nothing on stdout', async () => {
     const bin = ensureBuilt('kubelet-credential-provider');

@@ -14,6 +14,7 @@ import { isForm, readForm } from './form.js';
 import { parseGetRequest, parsePostRequest, type TokenRequest } from './request.js';
 import { TokenReuse, type ReusableAnswer } from './reuse.js';
 import { formatScope, getBody, JSON_TYPE, postBody, type AccessEntry } from './wire.js';
+import { routeKey } from '../route-key.js';
 
 /**
  * How a token request is decided, part 1 of 2 (part 2 is src/policy/acl.ts). Every token request —
@@ -244,8 +245,6 @@ const STEPS: readonly Step[] = [receive, reuse, parse, service, authenticate, au
 
 // --- running them --------------------------------------------------------------------------
 
-/** A path as the router matches it: case-blind, one optional trailing slash. */
-export const routeKey = (path: string) => path.toLowerCase().replace(/(.)\/$/, '$1');
 
 /**
  * The node:http handler: answers every request to a token path and returns true, or returns false
