@@ -1,12 +1,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus as cpuList, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { redisReachable } from '../src/store/redis.js';
+import { ensureKeyPair } from '../src/tokens/keygen.js';
 import { labelsOf } from '../src/identity/accounts.js';
 import { Acl, parseClientIp, type AclSubject } from '../src/policy/acl.js';
 import { parseScopes } from '../src/policy/scope.js';
@@ -32,7 +33,7 @@ const STOP_TIMEOUT_MS = 10_000;
 const TOKEN_RESPONSE_BYTES = 2288;
 
 const USAGE = `usage: npm run bench -- [--rounds N] [--duration SECONDS] [--connections N] [--warmup SECONDS]
-                          [--only a,a2,b,b2,b3,r,r2,e2,c,c2,d] [--log-level info|warn|silent] [--no-profile] [--profile ID]
+                          [--only a,a2,n,f,b,b2,b3,r,r2,e2,c,c2,d] [--log-level info|warn|silent] [--no-profile] [--profile ID]
                           [--generator wrk|autocannon]
                           [--json FILE]
   --connections  fewer connections (1, 5) give latency below saturation; 50 saturates
@@ -43,7 +44,10 @@ const USAGE = `usage: npm run bench -- [--rounds N] [--duration SECONDS] [--conn
 
 class UsageError extends Error {}
 
-const TARGET_IDS = ['a', 'a2', 'b', 'b2', 'b3', 'r', 'r2', 'e2', 'c', 'c2', 'd'];
+/** The reference targets: a bare Koa route and the node:http floors. */
+const NOT_BERTH = new Set(['a', 'a2', 'n', 'f']);
+
+const TARGET_IDS = ['a', 'a2', 'n', 'f', 'b', 'b2', 'b3', 'r', 'r2', 'e2', 'c', 'c2', 'd'];
 
 interface Options {
   duration: number;
@@ -79,7 +83,7 @@ function generatorOption(v: string | undefined): Generator {
 }
 
 function profileTarget(id: string): string {
-  if (!TARGET_IDS.includes(id) || id.startsWith('a')) throw new UsageError(`--profile: ${JSON.stringify(id)} is not a Berth target (${TARGET_IDS.filter((x) => !x.startsWith('a')).join(', ')})\n${USAGE}`);
+  if (!TARGET_IDS.includes(id) || NOT_BERTH.has(id)) throw new UsageError(`--profile: ${JSON.stringify(id)} is not a Berth target (${TARGET_IDS.filter((x) => !NOT_BERTH.has(x)).join(', ')})\n${USAGE}`);
   return id;
 }
 
@@ -233,7 +237,7 @@ function cpuSeconds(pid: number): number | null {
 // ---- scenarios -------------------------------------------------------------------------------
 
 interface Scenario {
-  id: 'a' | 'a2' | 'b' | 'b2' | 'b3' | 'r' | 'r2' | 'e2' | 'c' | 'c2' | 'd';
+  id: 'a' | 'a2' | 'n' | 'f' | 'b' | 'b2' | 'b3' | 'r' | 'r2' | 'e2' | 'c' | 'c2' | 'd';
   label: string;
   spec: TargetSpec;
   /** Scopes the response must grant pull+push on (Berth targets). */
@@ -267,7 +271,7 @@ async function checkResponse(s: Scenario, t: TargetReady): Promise<void> {
   const res = await fetch(`${t.url}${t.path}`, { headers: t.headers });
   const body = (await res.json()) as Record<string, unknown>;
   if (res.status !== 200) throw new Error(`${s.label}: expected 200 before the load, got ${res.status} ${JSON.stringify(body)}`);
-  if (s.spec.kind === 'koa') return;
+  if (s.spec.kind !== 'berth') return;
   const payload = JSON.parse(Buffer.from(String(body.token).split('.')[1] ?? '', 'base64url').toString()) as { access?: { name: string; actions: string[] }[] };
   const granted = (payload.access ?? []).filter((a) => a.actions.includes('pull') && a.actions.includes('push'));
   if (granted.length !== s.scopes) throw new Error(`${s.label}: token grants pull+push on ${granted.length} of ${s.scopes} scopes: ${JSON.stringify(payload.access)}`);
@@ -401,10 +405,18 @@ async function main(): Promise<void> {
     prefixes.push(keyPrefix);
     return { type: 'redis', url: REDIS_URL, keyPrefix };
   };
-  const berth = (credential: 'pat' | 'static' | 'robot', acl: 'small' | 'large', scopes: number, id: string, reuse = true, keyAlg: 'ES256' | 'RS256' = 'ES256'): TargetSpec => ({ kind: 'berth', credential, acl, scopes, store: store(id), logLevel: o.logLevel, reuse, keyAlg });
+  // The key pairs are made here, once: a server starts with its key on disk on every start after the
+  // first (and with a configured token.key always), so the targets load it rather than generate it
+  // (which would also load @peculiar/x509, about 10 MB that a running server does not otherwise hold).
+  const keyRoot = mkdtempSync(join(tmpdir(), 'berth-bench-keys-'));
+  const keyDirs = { ES256: join(keyRoot, 'es256'), RS256: join(keyRoot, 'rs256') };
+  for (const [alg, dir] of Object.entries(keyDirs)) await ensureKeyPair(dir, alg as 'ES256' | 'RS256');
+  const berth = (credential: 'pat' | 'static' | 'robot', acl: 'small' | 'large', scopes: number, id: string, reuse = true, keyAlg: 'ES256' | 'RS256' = 'ES256'): TargetSpec => ({ kind: 'berth', credential, acl, scopes, store: store(id), logLevel: o.logLevel, reuse, keyAlg, keyDir: keyDirs[keyAlg] });
   const scenarios: Scenario[] = [
     { id: 'a', label: '(a) bare Koa JSON route', spec: { kind: 'koa' }, scopes: 0 },
     { id: 'a2', label: "(a') bare Koa, token-sized body", spec: { kind: 'koa', bodyBytes: TOKEN_RESPONSE_BYTES }, scopes: 0 },
+    { id: 'n', label: '(n) node:http alone, token-sized body', spec: { kind: 'floor', bodyBytes: TOKEN_RESPONSE_BYTES, sign: false }, scopes: 0 },
+    { id: 'f', label: '(f) node:http + one ES256 signature, nothing else', spec: { kind: 'floor', bodyBytes: TOKEN_RESPONSE_BYTES, sign: true }, scopes: 0, freshScopes: true },
     { id: 'b', label: '(b) /auth PAT, 1 scope, ES256', spec: berth('pat', 'small', 1, 'b'), scopes: 1 },
     { id: 'b2', label: "(b') PAT, a new repository every request", spec: berth('pat', 'small', 1, 'b2'), scopes: 1, freshScopes: true },
     { id: 'b3', label: "(b'') as (b'), token.reuseWindow 0", spec: berth('pat', 'small', 1, 'b3', false), scopes: 1, freshScopes: true },
@@ -450,6 +462,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await cleanUp();
+    rmSync(keyRoot, { recursive: true, force: true });
   }
 
   const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'RSS at start MB', 'peak RSS MB', 'non-2xx', 'errors', 'requests', 'server CPU µs/req', 'generator CPU %']];
@@ -476,7 +489,7 @@ async function main(): Promise<void> {
     line('b2', "cold, ES256 PAT (b')", 0.5);
     line('r2', "cold, ES256 robot (r')", 0.5);
     line('e2', "cold, RS256 PAT (e') (reported, no goal)", 0);
-    const berthRuns = results.filter((r) => r.id !== 'a' && r.id !== 'a2');
+    const berthRuns = results.filter((r) => !NOT_BERTH.has(r.id));
     const peak = Math.max(...berthRuns.map((r) => r.peakRssMB ?? 0));
     const worst = berthRuns.find((r) => (r.peakRssMB ?? 0) === peak);
     if (worst) process.stdout.write(`  peak RSS under any target: ${fmt(peak, 1)} MB, ${worst.label}  (goal < 150 MB: ${mark(peak < 150)})\n`);
@@ -488,6 +501,16 @@ async function main(): Promise<void> {
   if (ra && rb && ra.length > 1) process.stdout.write(`  (b)/(a) per round: ${ra.map((x, i) => (rb[i]! / x).toFixed(2)).join(', ')}\n`);
   const a2 = results.find((r) => r.id === 'a2');
   if (a2 && b) process.stdout.write(`(b)/(a') throughput ratio: ${(b.reqPerSec / a2.reqPerSec).toFixed(3)}  (the same HTTP work: a bare route answering as many bytes as a token response)\n`);
+  // How close to the hardware: each Berth path against node:http doing only what that path cannot avoid.
+  const n = results.find((r) => r.id === 'n');
+  const f = results.find((r) => r.id === 'f');
+  const floorLine = (r: Measured | undefined, floor: Measured | undefined, what: string) => {
+    if (r && floor) process.stdout.write(`  ${what}: ${(r.reqPerSec / floor.reqPerSec).toFixed(2)}× of ${floor.label} (${fmt(floor.reqPerSec)} req/s, ${(floor.reqPerSec / (a?.reqPerSec ?? NaN)).toFixed(2)}× (a), ${fmt(floor.cpuUsPerReq)} µs CPU/req)\n`);
+  };
+  if (n || f) process.stdout.write('against the floors (node:http doing only what the path cannot avoid):\n');
+  floorLine(b, n, 'hot (b)');
+  floorLine(results.find((r) => r.id === 'b2'), f, "cold (b')");
+  floorLine(results.find((r) => r.id === 'r2'), f, "cold (r')");
   if (b) process.stdout.write(`  a saturated closed loop has mean latency ≈ connections ÷ throughput (${o.connections} ÷ ${fmt(b.reqPerSec)} req/s = ${fmt((o.connections / b.reqPerSec) * 1000, 1)} ms); --connections 1 shows latency without queueing\n`);
   process.stdout.write('\n');
 

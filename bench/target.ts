@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +18,10 @@ export type StoreSpec = { type: 'redis'; url: string; keyPrefix: string } | { ty
 
 export type TargetSpec =
   | { kind: 'koa'; bodyBytes?: number }
-  | { kind: 'berth'; credential: 'pat' | 'static' | 'robot'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string; reuse: boolean; keyAlg?: 'ES256' | 'RS256' };
+  /** node:http and nothing else: what the hardware allows for an answer of `bodyBytes`, with or without one signature. */
+  | { kind: 'floor'; bodyBytes: number; sign: boolean }
+  /** keyDir: a key pair made beforehand, as on every start after the first (the key is loaded, not generated). */
+  | { kind: 'berth'; credential: 'pat' | 'static' | 'robot'; acl: 'small' | 'large'; scopes: number; store: StoreSpec; logLevel: string; reuse: boolean; keyAlg?: 'ES256' | 'RS256'; keyDir?: string };
 
 export interface TargetReady {
   type: 'ready';
@@ -52,6 +55,39 @@ async function startKoa(bodyBytes = 0): Promise<{ ready: TargetReady; stop: () =
   };
 }
 
+/**
+ * The floor under the token endpoint: node:http answering a body as large as a token response, and
+ * with `sign` one ES256 signature per request over an input as large as a token's (header with x5c,
+ * and a payload naming the requested path), on libuv's thread pool as Berth signs. No parsing, no
+ * credential, no ACL, no log line, no metrics: Berth's cold path cannot be faster than this.
+ */
+async function startFloor(bodyBytes: number, withSignature: boolean): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
+  const key = { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'ieee-p1363' as const };
+  const header = 'h'.repeat(1000);
+  const padding = 'x'.repeat(Math.max(0, Math.floor((bodyBytes - 40) / 2)));
+  const fixed = `{"token":"${padding}","access_token":"${padding}","expires_in":900}`;
+  const answer = (res: import('node:http').ServerResponse, body: string) => {
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+    res.end(body);
+  };
+  const server = createServer((req, res) => {
+    if (!withSignature) return answer(res, fixed);
+    const input = `${header}.${Buffer.from(`{"sub":"alice","access":[{"type":"repository","name":${JSON.stringify(req.url)},"actions":["pull","push"]}]}`).toString('base64url')}`;
+    sign('sha256', Buffer.from(input), key, (err, sig) => {
+      if (err) return answer(res, '{}');
+      const token = `${input}.${sig.toString('base64url')}`;
+      answer(res, `{"token":"${token}","access_token":"${token}","expires_in":900}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const query = `service=${BENCH_SERVICE}&${benchScopes(1).map((s) => `scope=${encodeURIComponent(s)}`).join('&')}`;
+  return {
+    ready: { type: 'ready', url: `http://127.0.0.1:${port}`, path: `/auth?${query}`, headers: {} },
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
   // Loaded here, not at the top: the bare Koa target's memory must not include Berth's modules.
   const [{ hash }, { default: yaml }, { loadConfigText }, { startServer }, { accountKey }] = await Promise.all([
@@ -65,7 +101,7 @@ async function startBerth(spec: Extract<TargetSpec, { kind: 'berth' }>): Promise
   const doc = {
     server: { addr: '127.0.0.1:0' },
     // reuseWindow 0: every request goes through the whole pipeline and signs a new token.
-    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: 'keys', generatedKeyAlg: spec.keyAlg ?? 'ES256', ...(spec.reuse ? {} : { reuseWindow: 0 }) },
+    token: { issuer: 'berth-bench', services: [BENCH_SERVICE], generatedKeyDir: spec.keyDir ?? 'keys', generatedKeyAlg: spec.keyAlg ?? 'ES256', ...(spec.reuse ? {} : { reuseWindow: 0 }) },
     store: spec.store.type === 'redis' ? { type: 'redis', redis: { url: spec.store.url, keyPrefix: spec.store.keyPrefix } } : { type: 'memory' },
     secrets: { encryptionKey: randomBytes(32).toString('hex') },
     log: { level: spec.logLevel },
@@ -121,7 +157,7 @@ async function main(): Promise<void> {
   process.on('disconnect', () => process.exit(0));
   try {
     const spec = JSON.parse(process.argv[2] ?? '') as TargetSpec;
-    const started = spec.kind === 'koa' ? await startKoa(spec.bodyBytes) : await startBerth(spec);
+    const started = spec.kind === 'koa' ? await startKoa(spec.bodyBytes) : spec.kind === 'floor' ? await startFloor(spec.bodyBytes, spec.sign) : await startBerth(spec);
     stop = started.stop;
     send(started.ready);
   } catch (e) {

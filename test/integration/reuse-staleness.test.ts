@@ -76,7 +76,7 @@ describe('reuse cache writes are conditional on the generation they started from
   it('a key computed before a clear() stores nothing after it', () => {
     const reuse = new TokenReuse(10);
     const now = Math.floor(Date.now() / 1000);
-    const answer = () => ({ token: 't', issuedAt: now, issuedAtText: new Date(now * 1000).toISOString(), expiresAt: now + 300, reusableUntil: Infinity, account: 'a', kind: 'pat', decisions: [], outcome: 'granted' as const });
+    const answer = () => ({ header: 'h', rest: 't', issuedAt: now, issuedAtText: new Date(now * 1000).toISOString(), expiresAt: now + 300, reusableUntil: Infinity, account: 'a', kind: 'pat', decisions: [], outcome: 'granted' as const });
     const before = reuse.keyFor('q', 'auth', '1.2.3.4');
     reuse.clear();
     reuse.set(before, answer());
@@ -84,7 +84,7 @@ describe('reuse cache writes are conditional on the generation they started from
     expect(reuse.get(reuse.keyFor('q', 'auth', '1.2.3.4'), now)).toBeUndefined();
     const after = reuse.keyFor('q', 'auth', '1.2.3.4');
     reuse.set(after, answer());
-    expect(reuse.get(after, now)?.token).toBe('t');
+    expect(reuse.get(after, now)?.rest).toBe('t');
   });
 
   it('a PAT revoked while its verification is in flight is refused on the next identical request', async () => {

@@ -216,6 +216,28 @@ describe('registry JWTs', () => {
     expect(header.kid).toBe(await calculateJwkThumbprint(await exportJWK(key.publicKey)));
   });
 
+  it('concurrent signatures sharing the signer\'s input buffer each sign their own token (ES256, RS256, EdDSA)', async () => {
+    // The signer rewrites one buffer for every token and relies on node:crypto copying the input
+    // when a job is created. Were it not copied, tokens in flight would be signed over the bytes of
+    // a later one and fail to verify.
+    for (const alg of ['ES256', 'RS256', 'EdDSA'] as const) {
+      const { key } = keys.get(alg)!;
+      const signer = new RegistryTokenSigner(key, 'i', 60, 'libtrust');
+      const names = Array.from({ length: 64 }, (_, i) => `team/app-${i}-${'x'.repeat(i * 40)}`);
+      const tokens = await Promise.all(names.map((name) => signer.signAsync({ sub: `user-${name.length}`, aud: 's', access: [{ type: 'repository', name, actions: ['pull'] }] })));
+      for (const [i, t] of tokens.entries()) {
+        const { payload } = await jwtVerify(t.token, key.publicKey, { algorithms: [alg] });
+        expect((payload.access as { name: string }[])[0]!.name).toBe(names[i]);
+        expect(t.token).toBe(`${t.header}.${t.rest}`);
+      }
+      // A token longer than the buffer grows it; the next short one still verifies.
+      const long = signer.sign({ sub: 'a', aud: 's', access: [{ type: 'repository', name: 'n'.repeat(20_000), actions: ['pull'] }] });
+      const short = signer.sign({ sub: 'b', aud: 's', access: [] });
+      await expect(jwtVerify(long.token, key.publicKey)).resolves.toBeTruthy();
+      await expect(jwtVerify(short.token, key.publicKey)).resolves.toBeTruthy();
+    }
+  });
+
   it('keeps a resource class in the access claim', async () => {
     const { key } = keys.get('ES256')!;
     const access = [{ type: 'repository', class: 'plugin', name: 'p', actions: ['pull'] }];

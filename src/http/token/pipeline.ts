@@ -211,7 +211,8 @@ function remember(x: Exchange): void {
   const signed = x.signed!;
   const reusableUntil = principal.reusableUntil === undefined ? Infinity : Math.floor(principal.reusableUntil / 1000);
   const answer: ReusableAnswer = {
-    token: signed.token,
+    header: signed.header,
+    rest: signed.rest,
     issuedAt: signed.issuedAt,
     issuedAtText: signed.issuedAtText,
     expiresAt: signed.issuedAt + signed.expiresIn,
