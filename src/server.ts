@@ -16,7 +16,7 @@ import { openStore, resolveSigningKey } from './app/resources.js';
 import { mountOperations } from './http/operations.js';
 import { parseBodies } from './http/body.js';
 import { mountDeviceRoutes } from './http/device/routes.js';
-import { clientResolver } from './http/client-ip.js';
+import { clientIpResolver, clientResolver } from './http/client-ip.js';
 import { configWarnings } from './app/config-warnings.js';
 import { LoginStarts } from './http/web/login-rate.js';
 import { tokenPipeline, type TokenOutcome } from './http/token/pipeline.js';
@@ -165,8 +165,9 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
   // One resolver for Koa and the token pipeline: they must agree on who the client is.
-  const resolveClient = clientResolver({ trustProxy: config.server.trustProxy, trustedProxies: config.server.trustedProxies, realIPHeader: config.server.realIPHeader });
-  const clientIp = (req: IncomingMessage) => resolveClient(req).ip;
+  const clientOpts = { trustProxy: config.server.trustProxy, trustedProxies: config.server.trustedProxies, realIPHeader: config.server.realIPHeader };
+  const resolveClient = clientResolver(clientOpts);
+  const clientIp = clientIpResolver(clientOpts);
   const audit = createAuditLogger(log);
   const onOutcome = (o: TokenOutcome) => {
     metrics.countToken(o.outcome, o.grant === 'refresh_token' ? 'refresh' : o.kind, o.seconds, o.reused);

@@ -41,14 +41,12 @@ export function parseTrustedProxies(specs: readonly string[]): Cidr[] {
  * is then the hop that forwarded it. The scheme is X-Forwarded-Proto's entry for that same hop,
  * counted from the right (or its leftmost when proxies overwrite rather than append).
  */
-export function clientResolver(opts: ClientIpOptions): (req: IncomingMessage) => ClientInfo {
+function resolverOf(opts: ClientIpOptions): (req: IncomingMessage) => ClientInfo {
   const explicit = opts.trustedProxies && opts.trustedProxies.length > 0;
   const trusted = explicit ? parseTrustedProxies(opts.trustedProxies!) : opts.trustProxy ? parseTrustedProxies(PRIVATE_NETWORKS) : null;
   const maxHops = explicit ? Number.POSITIVE_INFINITY : 1;
   const header = (opts.realIPHeader ?? 'X-Forwarded-For').toLowerCase();
-  const seen = new WeakMap<IncomingMessage, ClientInfo>();
-
-  const resolve = (req: IncomingMessage): ClientInfo => {
+  return (req: IncomingMessage): ClientInfo => {
     const peer = req.socket.remoteAddress ?? '';
     const own: ClientInfo = { ip: peer, protocol: (req.socket as Partial<TLSSocket>).encrypted ? 'https' : 'http' };
     if (!trusted) return own;
@@ -69,7 +67,12 @@ export function clientResolver(opts: ClientIpOptions): (req: IncomingMessage) =>
     if (hops === 0) return own;
     return { ip, protocol: forwardedProto(req.headers['x-forwarded-proto'], hops) ?? own.protocol };
   };
+}
 
+/** resolverOf(), computed once per request: Koa asks for ctx.ip and ctx.protocol more than once. */
+export function clientResolver(opts: ClientIpOptions): (req: IncomingMessage) => ClientInfo {
+  const resolve = resolverOf(opts);
+  const seen = new WeakMap<IncomingMessage, ClientInfo>();
   return (req) => {
     let info = seen.get(req);
     if (!info) {
@@ -89,6 +92,8 @@ function forwardedProto(raw: string | string[] | undefined, hop: number): 'http'
 
 /** Just the address: what the token pipeline keys its reuse cache on. */
 export function clientIpResolver(opts: ClientIpOptions): (req: IncomingMessage) => string {
-  const resolve = clientResolver(opts);
+  // Not memoized: the token pipeline asks once per request, and Koa never sees the requests it
+  // answers (a WeakMap entry per request cost a write barrier and GC work on the hot path).
+  const resolve = resolverOf(opts);
   return (req) => resolve(req).ip;
 }

@@ -281,8 +281,9 @@ function runFrom(i: number, x: Exchange): void | Promise<void> {
 
 // --- answering ----------------------------------------------------------------------------
 
-function send(x: Exchange, status: number, body: string, extra: Record<string, string> = {}): void {
-  const h: OutgoingHttpHeaders = { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...extra };
+function send(x: Exchange, status: number, body: string, extra?: Record<string, string>): void {
+  const h: OutgoingHttpHeaders = { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' };
+  if (extra) Object.assign(h, extra);
   if (x.deps.hsts) h['Strict-Transport-Security'] = 'max-age=63072000';
   x.res.writeHead(status, h);
   x.res.end(x.req.method === 'HEAD' ? undefined : body);
