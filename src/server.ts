@@ -164,7 +164,8 @@ async function buildGeneration(config: Config, shared: Shared): Promise<Generati
   const credentials = new Credentials([patVerifier, new RobotVerifier(robots), federation, staticUsers], refreshTokens, limiter, raw.token.reuseWindow, () => staticUsers.anonymous());
 
   const reuse = new TokenReuse(raw.token.reuseWindow);
-  // One resolver for Koa and the token pipeline: they must agree on who the client is.
+  // Koa and the token pipeline resolve the client with the same code and options: they must agree
+  // on who the client is (the pipeline's resolver skips Koa's per-request memo; it asks once).
   const clientOpts = { trustProxy: config.server.trustProxy, trustedProxies: config.server.trustedProxies, realIPHeader: config.server.realIPHeader };
   const resolveClient = clientResolver(clientOpts);
   const clientIp = clientIpResolver(clientOpts);

@@ -15,8 +15,8 @@ let x509Module: Promise<typeof X509> | undefined;
 
 /**
  * @peculiar/x509 (with reflect-metadata, tsyringe and its ASN.1 schemas) is loaded only when a
- * certificate is made: a server that starts with its key pair already on disk never needs it, and
- * it was about 20 MB of the server's resident memory (measured with process.memoryUsage()).
+ * certificate is made: a server that starts with its key pair already on disk never needs it
+ * (resident memory after loading the server: 109 MB with it, 98 MB without).
  */
 function loadX509(): Promise<typeof X509> {
   x509Module ??= (async () => {

@@ -32,8 +32,9 @@ export interface ReusableAnswer {
 
 /**
  * Entries kept at most; the oldest goes first. An entry holds the unique part of one token (a few
- * hundred bytes; the header is shared), so this bounds the cache near 2 MB even when every request is new (measured: clearing the whole map
- * at 10,000 entries let a stream of distinct requests push RSS past 200 MB).
+ * hundred bytes; the header is shared), so this bounds the cache near 2 MB even when every request
+ * is new (measured: clearing the whole map at 10,000 entries let a stream of distinct requests push
+ * RSS past 200 MB).
  */
 const MAX_ENTRIES = 4096;
 
