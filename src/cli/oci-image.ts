@@ -19,15 +19,15 @@ export const DEFAULT_CONTENT = 'hello from berth\n';
 const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 const octal = (value: number, width: number) => value.toString(8).padStart(width - 1, '0') + '\0';
 
-/** One ustar header block for a regular file, owned by root, mode 644, mtime 0. */
-function tarHeader(name: string, size: number): Buffer {
+/** One ustar header block for a regular file, owned by root, mode 644. */
+function tarHeader(name: string, size: number, mtime: number): Buffer {
   const h = Buffer.alloc(BLOCK, 0);
   h.write(name, 0, 100, 'utf8');
   h.write(octal(0o644, 8), 100, 'ascii');
   h.write(octal(0, 8), 108, 'ascii');
   h.write(octal(0, 8), 116, 'ascii');
   h.write(octal(size, 12), 124, 'ascii');
-  h.write(octal(0, 12), 136, 'ascii');
+  h.write(octal(mtime, 12), 136, 'ascii');
   h.write('        ', 148, 'ascii'); // the checksum field counts as spaces while summing
   h.write('0', 156, 'ascii');
   h.write('ustar\0', 257, 'ascii');
@@ -38,10 +38,15 @@ function tarHeader(name: string, size: number): Buffer {
   return h;
 }
 
-function tar(files: { name: string; content: Buffer }[]): Buffer {
+/**
+ * A tar archive of regular files, ending with the two zero blocks tar readers expect. mtime 0 keeps
+ * `berth oci-image` reproducible; the e2e tests' images pass the current time.
+ */
+export function tarFiles(files: { name: string; content: Buffer }[], mtime = 0): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
-    parts.push(tarHeader(f.name, f.content.length), f.content);
+    if (Buffer.byteLength(f.name) > 100) throw new Error(`tar name longer than 100 bytes: ${f.name}`);
+    parts.push(tarHeader(f.name, f.content.length, mtime), f.content);
     const pad = (BLOCK - (f.content.length % BLOCK)) % BLOCK;
     if (pad) parts.push(Buffer.alloc(pad, 0));
   }
@@ -102,7 +107,7 @@ export function writeOciImage(dir: string, tag: string, files: { name: string; c
     writeFileSync(join(dir, 'blobs', 'sha256', digest.slice(7)), data);
     return { digest, size: Buffer.byteLength(data) };
   };
-  const layerTar = tar(files);
+  const layerTar = tarFiles(files);
   // Fixed gzip header (mtime 0): the same files give the same layer digest on every run.
   const layer = blob(gzipSync(layerTar, { level: 9 }));
   const config = blob(

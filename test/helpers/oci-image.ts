@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { tarFiles as writeTar } from '../../src/cli/oci-image.js';
 
 export interface OciImage {
   /** An OCI image layout directory, usable as skopeo's `oci:DIR`. */
@@ -13,47 +14,13 @@ export interface OciImage {
   layerBytes: Buffer;
 }
 
-const BLOCK = 512;
-
 function sha256(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-function octal(value: number, width: number): string {
-  // width includes the terminating NUL
-  return value.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-/** One ustar header block for a regular file. */
-function tarHeader(name: string, size: number, mtime: number): Buffer {
-  const h = Buffer.alloc(BLOCK, 0);
-  h.write(name, 0, 100, 'utf8');
-  h.write(octal(0o644, 8), 100, 'ascii'); // mode
-  h.write(octal(0, 8), 108, 'ascii'); // uid
-  h.write(octal(0, 8), 116, 'ascii'); // gid
-  h.write(octal(size, 12), 124, 'ascii');
-  h.write(octal(mtime, 12), 136, 'ascii');
-  h.write('        ', 148, 'ascii'); // checksum field counts as spaces while summing
-  h.write('0', 156, 'ascii'); // regular file
-  h.write('ustar\0', 257, 'ascii');
-  h.write('00', 263, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
-  return h;
-}
-
-/** A tar archive of regular files, ending with the two zero blocks tar readers expect. */
+/** The product's tar writer (`berth oci-image`), with the current time as mtime. */
 export function tarFiles(files: { name: string; content: Buffer }[], mtime = Math.floor(Date.now() / 1000)): Buffer {
-  const parts: Buffer[] = [];
-  for (const f of files) {
-    if (Buffer.byteLength(f.name) > 100) throw new Error(`tar name too long: ${f.name}`);
-    parts.push(tarHeader(f.name, f.content.length, mtime), f.content);
-    const pad = (BLOCK - (f.content.length % BLOCK)) % BLOCK;
-    if (pad) parts.push(Buffer.alloc(pad, 0));
-  }
-  parts.push(Buffer.alloc(BLOCK * 2, 0));
-  return Buffer.concat(parts);
+  return writeTar(files, mtime);
 }
 
 function writeBlob(dir: string, data: Buffer | string): { digest: string; size: number } {
