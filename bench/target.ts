@@ -37,13 +37,19 @@ function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
+/** A stand-in for a token answer of about `bodyBytes`: the same fields, the token as padding. */
+function tokenSizedAnswer(bodyBytes: number): { token: string; access_token: string; expires_in: number } {
+  const padding = 'x'.repeat(Math.max(0, Math.floor((bodyBytes - 40) / 2)));
+  return { token: padding, access_token: padding, expires_in: 900 };
+}
+
 async function startKoa(bodyBytes = 0): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
   const app = new Koa();
   // With bodyBytes, the answer is as large as a token response (a JWT with x5c, sent as both
   // `token` and `access_token`): writing 2 kB costs a bare route a third of its throughput.
-  const padding = 'x'.repeat(Math.max(0, Math.floor((bodyBytes - 40) / 2)));
+  const sized = tokenSizedAnswer(bodyBytes);
   app.use((ctx) => {
-    if (ctx.path === '/json') ctx.body = bodyBytes ? { token: padding, access_token: padding, expires_in: 900 } : { status: 'ok', service: BENCH_SERVICE };
+    if (ctx.path === '/json') ctx.body = bodyBytes ? sized : { status: 'ok', service: BENCH_SERVICE };
     else ctx.status = 404;
   });
   const server = createServer(app.callback());
@@ -64,8 +70,7 @@ async function startKoa(bodyBytes = 0): Promise<{ ready: TargetReady; stop: () =
 async function startFloor(bodyBytes: number, withSignature: boolean): Promise<{ ready: TargetReady; stop: () => Promise<void> }> {
   const key = { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'ieee-p1363' as const };
   const header = 'h'.repeat(1000);
-  const padding = 'x'.repeat(Math.max(0, Math.floor((bodyBytes - 40) / 2)));
-  const fixed = `{"token":"${padding}","access_token":"${padding}","expires_in":900}`;
+  const fixed = JSON.stringify(tokenSizedAnswer(bodyBytes));
   const answer = (res: import('node:http').ServerResponse, body: string) => {
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
     res.end(body);
